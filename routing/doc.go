@@ -1,0 +1,9 @@
+// Package routing maps a TLS server name to the database instance it names
+// and to that instance's backends.
+//
+// A name is <dbid>.production-orch-<orch>.<domain>. The routing table is an
+// immutable value: a reload builds a new Table aside and swaps it into a
+// Holder atomically, so a connection sees one whole table and established
+// connections are never affected. routing knows nothing of TLS, sockets or
+// logging; its watcher reports reloads through a callback.
+package routing

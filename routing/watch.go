@@ -1,0 +1,110 @@
+package routing
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Watcher keeps a Holder in step with a routes file. A file that fails to
+// parse leaves the last good table in place; OnReload hears about both.
+type Watcher struct {
+	Path      string
+	Namespace Namespace
+	Holder    *Holder
+	// OnReload, if set, is called after every attempt that found the file
+	// changed (or was forced): with the new table, or with the error that
+	// kept the old one.
+	OnReload func(t *Table, err error)
+	// Debounce groups the bursts of events one save produces. Zero means 100ms.
+	Debounce time.Duration
+
+	mu   sync.Mutex // serialises reloads
+	last []byte     // content of the table in the Holder
+}
+
+// Reload reads the file and publishes a new table. Unless force is set, an
+// unchanged file is left alone (an event on a neighbouring file in the same
+// directory, or a touch, does not rebuild the table).
+func (w *Watcher) Reload(force bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	data, err := os.ReadFile(w.Path)
+	if err != nil {
+		err = fmt.Errorf("reading routes: %w", err)
+		w.report(nil, err)
+		return err
+	}
+	if !force && w.last != nil && bytes.Equal(data, w.last) {
+		return nil
+	}
+	t, err := Parse(w.Path, data, w.Namespace, w.Holder.Load())
+	if err != nil {
+		w.report(nil, err)
+		return err
+	}
+	w.Holder.Store(t)
+	w.last = data
+	w.report(t, nil)
+	return nil
+}
+
+func (w *Watcher) report(t *Table, err error) {
+	if w.OnReload != nil {
+		w.OnReload(t, err)
+	}
+}
+
+// Run watches the file's directory until ctx is done. It watches the
+// directory rather than the file because editors and config managers
+// replace files by rename, which would orphan a watch on the old inode.
+func (w *Watcher) Run(ctx context.Context) error {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watching routes: %w", err)
+	}
+	defer fw.Close()
+	dir := filepath.Dir(w.Path)
+	if err := fw.Add(dir); err != nil {
+		return fmt.Errorf("watching %s: %w", dir, err)
+	}
+	debounce := w.Debounce
+	if debounce <= 0 {
+		debounce = 100 * time.Millisecond
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return nil
+			}
+			if ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) {
+				continue
+			}
+			timer.Reset(debounce)
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return nil
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				timer.Reset(debounce)
+				continue
+			}
+			w.report(nil, fmt.Errorf("watching %s: %w", dir, err))
+		case <-timer.C:
+			_ = w.Reload(false) // reported through OnReload
+		}
+	}
+}
