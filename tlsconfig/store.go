@@ -1,0 +1,225 @@
+package tlsconfig
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/fsnotify/fsnotify"
+	"go.uber.org/zap"
+)
+
+// Store holds the certificates the ingress serves, in a certmagic cache of
+// its own (never certmagic's package defaults). PEM files are cached as
+// unmanaged certificates; the ACME issue plugs managed ones into the same
+// cache. Store is safe for concurrent use.
+type Store struct {
+	logger *zap.Logger
+	cache  *certmagic.Cache
+	magic  *certmagic.Config
+
+	mu     sync.Mutex
+	files  []CertFiles
+	loaded map[CertFiles]loadedPair
+}
+
+type loadedPair struct {
+	cert, key []byte // file contents, to skip unchanged files on reload
+	hash      string // certmagic cache key, to remove it when replaced
+	leaf      Leaf
+}
+
+// NewStore returns an empty store. Close it to stop certmagic's maintenance
+// goroutine.
+func NewStore(logger *zap.Logger) *Store {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	s := &Store{logger: logger, loaded: map[CertFiles]loadedPair{}}
+	var magic *certmagic.Config
+	s.cache = certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return magic, nil },
+		Logger:           logger.Named("certmagic"),
+	})
+	magic = certmagic.New(s.cache, certmagic.Config{
+		Logger: logger.Named("certmagic"),
+		// Unmanaged PEM certificates carry no OCSP responder we must reach;
+		// stapling would only make start-up wait on the network.
+		OCSP:    certmagic.OCSPConfig{DisableStapling: true},
+		Storage: &certmagic.FileStorage{Path: filepath.Join(os.TempDir(), "ingress-certmagic")},
+	})
+	s.magic = magic
+	return s
+}
+
+// Close stops the certificate cache's maintenance.
+func (s *Store) Close() { s.cache.Stop() }
+
+// SetFiles replaces the set of PEM files and loads them. At start-up any
+// error is fatal to the caller; on reload a pair that fails keeps serving
+// its previous certificate, and the error says which pair and why.
+func (s *Store) SetFiles(ctx context.Context, files []CertFiles) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, f := range files {
+		if err := s.loadLocked(ctx, f); err != nil {
+			errs = append(errs, fmt.Errorf("certificate %s: %w", f.Cert, err))
+		}
+	}
+	// Drop pairs that are no longer configured.
+	for f, p := range s.loaded {
+		if !slices.Contains(files, f) {
+			s.cache.Remove([]string{p.hash})
+			delete(s.loaded, f)
+		}
+	}
+	s.files = slices.Clone(files)
+	s.warnIfNoRSALocked()
+	return errors.Join(errs...)
+}
+
+// Reload re-reads every configured PEM pair, replacing those that changed.
+func (s *Store) Reload(ctx context.Context) error {
+	s.mu.Lock()
+	files := s.files
+	s.mu.Unlock()
+	return s.SetFiles(ctx, files)
+}
+
+func (s *Store) loadLocked(ctx context.Context, f CertFiles) error {
+	certPEM, err := os.ReadFile(f.Cert)
+	if err != nil {
+		return fmt.Errorf("reading certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(f.Key)
+	if err != nil {
+		return fmt.Errorf("reading key: %w", err)
+	}
+	old, had := s.loaded[f]
+	if had && bytes.Equal(old.cert, certPEM) && bytes.Equal(old.key, keyPEM) {
+		return nil
+	}
+	_, leaf, err := inspect(certPEM, keyPEM)
+	if err != nil {
+		return err
+	}
+	// Cache the new certificate first, then remove the old one by hash: the
+	// ...AsReplacement helpers would evict every certificate for the same
+	// names, including the other key type's leaf.
+	hash, err := s.magic.CacheUnmanagedCertificatePEMBytes(ctx, certPEM, keyPEM, nil)
+	if err != nil {
+		return fmt.Errorf("caching: %w", err)
+	}
+	if had && old.hash != hash {
+		s.cache.Remove([]string{old.hash})
+	}
+	s.loaded[f] = loadedPair{cert: certPEM, key: keyPEM, hash: hash, leaf: leaf}
+	s.logger.Info("certificate loaded",
+		zap.String("file", f.Cert), zap.Strings("names", leaf.Names),
+		zap.String("key", leaf.KeyType), zap.Time("not_after", leaf.NotAfter))
+	return nil
+}
+
+func (s *Store) warnIfNoRSALocked() {
+	if len(s.loaded) == 0 {
+		return
+	}
+	for _, p := range s.loaded {
+		if p.leaf.RSA {
+			return
+		}
+	}
+	s.logger.Warn("no RSA certificate: the allowed TLS 1.2 suites are all ECDHE_RSA, so TLS 1.2 clients will fail")
+}
+
+// Leaves describes the certificates currently loaded.
+func (s *Store) Leaves() []Leaf {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Leaf, 0, len(s.loaded))
+	for _, p := range s.loaded {
+		out = append(out, p.leaf)
+	}
+	return out
+}
+
+// GetCertificate picks the certificate for hello: an exact name, then a
+// wildcard, and among several (RSA and ECDSA) the first the client supports.
+func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.magic.GetCertificate(hello)
+}
+
+// ServerConfig returns a server configuration for one listener: the policy,
+// this store's certificates and the listener's own ALPN list. It does not
+// start from certmagic's TLSConfig, whose NextProtos is acme-tls/1 alone and
+// would make Go refuse every client offering other protocols.
+func (s *Store) ServerConfig(alpn []string) *tls.Config {
+	c := &tls.Config{
+		GetCertificate: s.GetCertificate,
+		NextProtos:     slices.Clone(alpn),
+	}
+	ApplyPolicy(c)
+	return c
+}
+
+// Watch reloads the PEM files when they change, until ctx is done. It
+// watches their directories, since certificate writers (cert-manager,
+// editors) replace files by rename. onReload hears each attempt's outcome.
+func (s *Store) Watch(ctx context.Context, onReload func(error)) error {
+	s.mu.Lock()
+	dirs := map[string]bool{}
+	for _, f := range s.files {
+		dirs[filepath.Dir(f.Cert)] = true
+		dirs[filepath.Dir(f.Key)] = true
+	}
+	s.mu.Unlock()
+	if len(dirs) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watching certificates: %w", err)
+	}
+	defer w.Close()
+	for d := range dirs {
+		if err := w.Add(d); err != nil {
+			return fmt.Errorf("watching %s: %w", d, err)
+		}
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) {
+				continue
+			}
+			// A cert and its key are usually written one after the other;
+			// wait for both before reloading.
+			timer.Reset(250 * time.Millisecond)
+		case <-w.Errors:
+			timer.Reset(250 * time.Millisecond)
+		case <-timer.C:
+			err := s.Reload(ctx)
+			if onReload != nil {
+				onReload(err)
+			}
+		}
+	}
+}
