@@ -1,0 +1,83 @@
+package ingress
+
+import (
+	"time"
+
+	"github.com/neo4j/private-ingress/routing"
+)
+
+// ListenerConfig is one TLS listener: the service it serves, its address and
+// the ALPN protocols it answers. The ingress passes bytes through, so list
+// h2 only if the backends speak cleartext HTTP/2 (or the backend leg is TLS
+// with the same protocol).
+type ListenerConfig struct {
+	Service string   `yaml:"service"`
+	Address string   `yaml:"address"`
+	ALPN    []string `yaml:"alpn"`
+}
+
+// DefaultListeners are the listeners used when the config names none.
+func DefaultListeners() []ListenerConfig {
+	return []ListenerConfig{
+		{Service: "https", Address: ":443", ALPN: []string{"h2", "http/1.1"}},
+		{Service: "bolt", Address: ":7687"},
+		{Service: "http", Address: ":7474", ALPN: []string{"h2", "http/1.1"}},
+		{Service: "arrow", Address: ":8491", ALPN: []string{"h2"}},
+	}
+}
+
+// ProxyProtocolConfig is the inbound PROXY protocol section.
+type ProxyProtocolConfig struct {
+	Mode         string   `yaml:"mode"` // off | optional | required
+	TrustedCIDRs []string `yaml:"trusted_cidrs"`
+}
+
+// BackendConfig says how backends are dialled.
+type BackendConfig struct {
+	DialTimeout   time.Duration    `yaml:"dial_timeout"`
+	ProxyProtocol bool             `yaml:"proxy_protocol"`
+	TLS           BackendTLSConfig `yaml:"tls"`
+}
+
+// BackendTLSConfig turns on TLS towards the backends.
+type BackendTLSConfig struct {
+	Enabled    bool   `yaml:"enabled"`
+	CA         string `yaml:"ca"`          // PEM roots; empty means the system roots
+	ServerName string `yaml:"server_name"` // empty means the backend's host
+}
+
+// Timeouts bound the phases of a connection.
+type Timeouts struct {
+	Handshake time.Duration `yaml:"handshake"` // PROXY header and TLS handshake together
+	Idle      time.Duration `yaml:"idle"`      // no byte either way for this long closes; 0 = never
+	Drain     time.Duration `yaml:"drain"`     // how long SIGTERM waits for open connections
+}
+
+// Limits bound what the ingress holds.
+type Limits struct {
+	MaxConnections int `yaml:"max_connections"`
+}
+
+// AdminConfig is the admin HTTP server (/metrics, /healthz, /readyz).
+type AdminConfig struct {
+	Address string `yaml:"address"`
+}
+
+// Config is everything the Server needs from ingress.yaml.
+type Config struct {
+	Listeners     []ListenerConfig
+	ProxyProtocol ProxyProtocolConfig
+	Backend       BackendConfig
+	Timeouts      Timeouts
+	Limits        Limits
+	// BackendCooldown is how long a backend whose dial failed is tried last.
+	// Not in ingress.yaml; zero means 10s.
+	BackendCooldown time.Duration
+}
+
+// listenerService resolves a listener's service name; internal/config has
+// already validated it.
+func listenerService(l ListenerConfig) routing.Service {
+	s, _ := routing.ParseService(l.Service)
+	return s
+}

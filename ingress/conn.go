@@ -1,0 +1,291 @@
+package ingress
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/neo4j/private-ingress/routing"
+)
+
+// clientConn is the client's TCP connection as crypto/tls sees it. The
+// handshake's routing decision is stashed here: GetConfigForClient receives
+// this value back as hello.Conn.
+type clientConn struct {
+	net.Conn
+	tcp  *net.TCPConn // for CloseWrite; nil if the listener hides it
+	read int64        // bytes read from the wire, to tell a bare connect from a failed hello
+
+	endpoint string // private endpoint id; empty for public traffic
+	table    *routing.Table
+	instance *routing.Instance
+	refusal  result // set when the handshake refused the name
+	sni      string
+}
+
+func newClientConn(c net.Conn) *clientConn {
+	tcp, _ := c.(*net.TCPConn)
+	return &clientConn{Conn: c, tcp: tcp}
+}
+
+func (c *clientConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read += int64(n)
+	return n, err
+}
+
+// CloseWrite sends the TCP FIN that tls.Conn.CloseWrite (close_notify only) does not.
+func (c *clientConn) CloseWrite() error {
+	if c.tcp != nil {
+		return c.tcp.CloseWrite()
+	}
+	return nil
+}
+
+// connLog is what the one log line of a finished connection says.
+type connLog struct {
+	start    time.Time
+	result   result
+	backend  string
+	alpn     string
+	version  uint16
+	in, out  int64
+	err      error
+	expected bool // an ordinary way to end (a bare connect): log at debug
+}
+
+// serve is the life of one connection, top to bottom.
+func (l *listener) serve(c *clientConn) {
+	s := l.srv
+	rec := connLog{start: time.Now()}
+	stop := context.AfterFunc(s.hardStop, func() { c.Close() })
+	defer func() {
+		if p := recover(); p != nil {
+			rec.result, rec.err = resultHandshakeError, fmt.Errorf("panic: %v", p)
+			s.logger.Error("panic in connection handler", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+			if s.metrics != nil {
+				s.metrics.panics.Inc()
+			}
+		}
+		stop()
+		c.Close()
+		l.finish(c, &rec)
+	}()
+	if s.metrics != nil {
+		s.metrics.active[l.svc].Inc()
+	}
+
+	// TLS handshake, bounded by the handshake timeout. The routing decision
+	// is taken inside it (decide); a refused name ends it with an alert
+	// before any backend is dialled.
+	tc := tls.Server(c, l.handshake)
+	c.SetDeadline(rec.start.Add(s.cfg.Timeouts.Handshake))
+	if err := tc.Handshake(); err != nil {
+		rec.result, rec.err = c.refusal, err
+		if reason := refusalReasons[c.refusal]; reason != "" {
+			rec.err = errors.New(reason)
+		}
+		if rec.result == resultNone {
+			rec.result = resultHandshakeError
+			rec.expected = c.read == 0 && errors.Is(err, io.EOF) // nc -vz: connect, then close
+		}
+		return
+	}
+	c.SetDeadline(time.Time{})
+	state := tc.ConnectionState()
+	rec.version, rec.alpn = state.Version, state.NegotiatedProtocol
+	if s.metrics != nil {
+		s.metrics.handshake[l.svc].Observe(time.Since(rec.start).Seconds())
+	}
+
+	// Backend: the first of the instance's backends for this service that
+	// answers, in balanced order.
+	ctx, cancel := context.WithCancel(s.hardStop)
+	backend, addr, err := s.dialBackend(ctx, c.instance, l.svc)
+	cancel()
+	rec.backend = addr
+	if err != nil {
+		rec.result, rec.err = resultBackendUnavailable, err
+		return
+	}
+	defer backend.Close()
+
+	// Copy both ways until both sides are done.
+	rec.result = resultOK
+	rec.in, rec.out, rec.err = s.proxy(tc, c, backend)
+	if s.metrics != nil {
+		s.metrics.bytesIn[l.svc].Add(float64(rec.in))
+		s.metrics.bytesOut[l.svc].Add(float64(rec.out))
+	}
+}
+
+// decide routes the ClientHello's server name. It runs inside the
+// handshake; returning l.refused makes Go end the handshake with an
+// unrecognized_name alert. Errors would all reach the client as
+// internal_error, so the reason goes to the log and the metrics instead.
+func (l *listener) decide(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	c, ok := hello.Conn.(*clientConn)
+	if !ok {
+		return nil, errors.New("ingress: handshake on an unexpected connection type")
+	}
+	c.sni = hello.ServerName
+	c.table = l.srv.routes.Load()
+	inst, res := c.table.Lookup(hello.ServerName)
+	switch res {
+	case routing.NoName:
+		c.refusal = resultNoSNI
+	case routing.UnknownHost:
+		c.refusal = resultUnknownHost
+	case routing.UnknownDBID:
+		c.refusal = resultUnknownDBID
+	case routing.Found:
+		if !inst.Allows(c.endpoint) {
+			c.refusal = resultDenied
+		}
+	}
+	if c.refusal != resultNone {
+		return l.refused, nil
+	}
+	c.instance = inst
+	return l.accepted, nil
+}
+
+// errNoBackends is returned when an instance has no backend for a service.
+var errNoBackends = errors.New("instance has no backend for this service")
+
+// maxTries bounds the backends tried for one connection.
+const maxTries = 8
+
+// dialBackend connects to one of inst's backends for svc. A failed dial
+// marks the backend for a cooldown and tries the next.
+func (s *Server) dialBackend(ctx context.Context, inst *routing.Instance, svc routing.Service) (net.Conn, string, error) {
+	pool := inst.Pool(svc)
+	if pool.Len() == 0 {
+		return nil, "", errNoBackends
+	}
+	var buf [maxTries]*routing.Backend
+	order := pool.Order(time.Now(), buf[:0])
+	var errs []error
+	for i, b := range order {
+		if i == maxTries {
+			break
+		}
+		conn, err := s.dialOne(ctx, b.Addr)
+		if err == nil {
+			b.Succeed()
+			return conn, b.Addr, nil
+		}
+		b.Fail(time.Now(), s.cfg.BackendCooldown)
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, order[0].Addr, errors.Join(errs...)
+}
+
+func (s *Server) dialOne(ctx context.Context, addr string) (net.Conn, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Backend.DialTimeout)
+	defer cancel()
+	conn, err := s.dial(ctx, "tcp", addr)
+	if err == nil && s.backendTLS != nil {
+		conn, err = s.backendHandshake(ctx, conn, addr)
+	}
+	if s.metrics != nil {
+		s.metrics.dialDur.Observe(time.Since(start).Seconds())
+		if err != nil {
+			s.metrics.dialErrs.Inc()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+func (s *Server) backendHandshake(ctx context.Context, conn net.Conn, addr string) (net.Conn, error) {
+	cfg := s.backendTLS
+	if cfg.ServerName == "" {
+		host, _, _ := net.SplitHostPort(addr)
+		cfg = cfg.Clone()
+		cfg.ServerName = host
+	}
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("tls handshake: %w", err)
+	}
+	return tc, nil
+}
+
+// finish writes the connection's one log line and counts it.
+func (l *listener) finish(c *clientConn, rec *connLog) {
+	s := l.srv
+	s.active.Add(-1)
+	defer s.conns.Done()
+	if s.metrics != nil {
+		s.metrics.active[l.svc].Dec()
+		s.metrics.conns[l.svc][rec.result].Inc()
+	}
+	level := zap.InfoLevel
+	switch {
+	case rec.expected:
+		level = zap.DebugLevel
+	case rec.result == resultBackendUnavailable:
+		level = zap.WarnLevel
+	}
+	ce := s.logger.Check(level, "connection")
+	if ce == nil {
+		return
+	}
+	fields := []zap.Field{
+		zap.String("service", l.cfg.Service),
+		zap.String("result", rec.result.String()),
+		zap.String("client", c.RemoteAddr().String()),
+		zap.String("sni", c.sni),
+		zap.Duration("duration", time.Since(rec.start)),
+	}
+	if c.instance != nil {
+		fields = append(fields, zap.String("dbid", c.instance.DBID))
+	}
+	if c.endpoint != "" {
+		fields = append(fields, zap.String("endpoint", c.endpoint))
+	}
+	if rec.backend != "" {
+		fields = append(fields, zap.String("backend", rec.backend))
+	}
+	if rec.version != 0 {
+		fields = append(fields, zap.String("tls", tls.VersionName(rec.version)))
+	}
+	if rec.alpn != "" {
+		fields = append(fields, zap.String("alpn", rec.alpn))
+	}
+	if rec.result == resultOK {
+		fields = append(fields, zap.Int64("bytes_in", rec.in), zap.Int64("bytes_out", rec.out))
+	}
+	if rec.err != nil && !quietError(rec.err) {
+		fields = append(fields, zap.String("reason", rec.err.Error()))
+	}
+	ce.Write(fields...)
+}
+
+// quietError reports errors that are the ordinary end of a TCP connection.
+func quietError(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
+}
+
+// refusalReasons explain refusals in the log: the client only sees an alert.
+var refusalReasons = [numResults]string{
+	resultNoSNI:       "client sent no server name (SNI)",
+	resultUnknownHost: "server name is not <dbid>.production-orch-<orch>.<domain> for a served orch",
+	resultUnknownDBID: "no instance with this dbid in the routing table",
+	resultDenied:      "instance is not reachable from this endpoint (not public, or endpoint not in its list)",
+}

@@ -1,0 +1,126 @@
+package ingress
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// copyBufSize holds one full TLS record of plaintext.
+const copyBufSize = 16 << 10
+
+// bufPool holds copy buffers. The client side is a tls.Conn, so splice(2)
+// cannot apply and io.Copy would allocate 32 KiB per direction per
+// connection; pooling keeps memory proportional to connections moving data.
+var bufPool = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
+
+// errIdle ends a connection that moved no byte either way for timeouts.idle.
+var errIdle = errors.New("idle timeout")
+
+// halfCloser is a connection whose write side can be shut alone.
+type halfCloser interface{ CloseWrite() error }
+
+// pipe is the shared state of the two copy directions of one connection.
+type pipe struct {
+	idle time.Duration
+	last atomic.Int64 // unix nanoseconds of the last byte moved either way
+}
+
+// proxy copies client↔backend until both directions finish, propagating
+// half-closes. in counts client→backend bytes, out backend→client.
+func (s *Server) proxy(client *tls.Conn, raw *clientConn, backend net.Conn) (in, out int64, err error) {
+	p := &pipe{idle: s.cfg.Timeouts.Idle}
+	p.last.Store(time.Now().UnixNano())
+	upDone := make(chan error, 1)
+	go p.proxyCopyUp(client, backend, &in, upDone)
+	out, downErr := p.copy(backend, client, backend, func() error {
+		// Backend finished sending: close_notify, then the TCP FIN that
+		// tls.Conn.CloseWrite does not send.
+		err := client.CloseWrite()
+		raw.CloseWrite()
+		return err
+	})
+	if downErr != nil {
+		client.Close() // unblocks the other direction
+		backend.Close()
+	}
+	upErr := <-upDone
+	return in, out, errors.Join(classify(upErr, "client to backend"), classify(downErr, "backend to client"))
+}
+
+// proxyCopyUp is the client→backend direction. It has a name of its own so
+// that it reads clearly in goroutine dumps.
+func (p *pipe) proxyCopyUp(client *tls.Conn, backend net.Conn, n *int64, done chan<- error) {
+	var err error
+	*n, err = p.copy(client.NetConn(), backend, client, func() error {
+		if hc, ok := backend.(halfCloser); ok {
+			return hc.CloseWrite()
+		}
+		return nil
+	})
+	if err != nil {
+		client.Close()
+		backend.Close()
+	}
+	done <- err
+}
+
+// copy moves bytes from src to dst until src ends (then calls closeWrite)
+// or either side fails. deadlines is the connection whose read deadline
+// bounds idleness of src (the raw TCP side for a tls.Conn).
+func (p *pipe) copy(deadlines net.Conn, dst io.Writer, src io.Reader, closeWrite func() error) (int64, error) {
+	buf := bufPool.Get().(*[copyBufSize]byte)
+	defer bufPool.Put(buf)
+	var total int64
+	var deadline time.Time
+	for {
+		if p.idle > 0 {
+			now := time.Now()
+			if deadline.Sub(now) < p.idle/2 {
+				deadline = now.Add(p.idle)
+				deadlines.SetReadDeadline(deadline)
+			}
+		}
+		nr, rerr := src.Read(buf[:])
+		if nr > 0 {
+			nw, werr := dst.Write(buf[:nr])
+			total += int64(nw)
+			if p.idle > 0 {
+				p.last.Store(time.Now().UnixNano())
+			}
+			if werr != nil {
+				return total, werr
+			}
+		}
+		switch {
+		case rerr == nil:
+		case errors.Is(rerr, io.EOF):
+			return total, closeWrite()
+		case errors.Is(rerr, os.ErrDeadlineExceeded) && p.idle > 0:
+			// Idle only if the other direction was quiet too.
+			last := time.Unix(0, p.last.Load())
+			if time.Since(last) >= p.idle {
+				return total, errIdle
+			}
+			deadline = last.Add(p.idle)
+			deadlines.SetReadDeadline(deadline)
+		default:
+			return total, rerr
+		}
+	}
+}
+
+// classify drops the errors that are the ordinary end of a connection and
+// names the direction of the others.
+func classify(err error, dir string) error {
+	if err == nil || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", dir, err)
+}

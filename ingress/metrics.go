@@ -1,0 +1,124 @@
+package ingress
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/neo4j/private-ingress/routing"
+)
+
+// result is the fixed outcome label of a connection.
+type result uint8
+
+const (
+	resultNone result = iota // not decided yet
+	resultOK
+	resultNoSNI
+	resultUnknownHost
+	resultUnknownDBID
+	resultDenied
+	resultHandshakeError
+	resultBackendUnavailable
+	resultProxyProtocolError
+	resultLimit
+	numResults
+)
+
+var resultNames = [numResults]string{
+	"", "ok", "no_sni", "unknown_host", "unknown_dbid", "denied",
+	"handshake_error", "backend_unavailable", "proxy_protocol_error", "limit",
+}
+
+func (r result) String() string { return resultNames[r] }
+
+// Metrics are the ingress's Prometheus metrics. Children for every label
+// value are resolved once, so the connection path does no label lookups.
+// A nil *Metrics is valid and records nothing.
+type Metrics struct {
+	conns     [routing.NumServices][numResults]prometheus.Counter
+	active    [routing.NumServices]prometheus.Gauge
+	handshake [routing.NumServices]prometheus.Observer
+	bytesIn   [routing.NumServices]prometheus.Counter // client to backend
+	bytesOut  [routing.NumServices]prometheus.Counter // backend to client
+	dialDur   prometheus.Histogram
+	dialErrs  prometheus.Counter
+	routes    prometheus.Gauge
+	reloads   *prometheus.CounterVec
+	panics    prometheus.Counter
+}
+
+// NewMetrics creates the metrics and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	conns := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ingress_connections_total",
+		Help: "Connections finished, by service and result.",
+	}, []string{"service", "result"})
+	active := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ingress_active_connections",
+		Help: "Connections open now, by service.",
+	}, []string{"service"})
+	handshake := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ingress_handshake_duration_seconds",
+		Help:    "Time from accept to a completed TLS handshake.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+	}, []string{"service"})
+	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ingress_bytes_total",
+		Help: "Bytes proxied, by service and direction (in: client to backend, out: backend to client).",
+	}, []string{"service", "direction"})
+	m := &Metrics{
+		dialDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ingress_backend_dial_duration_seconds",
+			Help:    "Time to connect to a backend, failed attempts included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+		}),
+		dialErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ingress_backend_dial_errors_total",
+			Help: "Backend dials that failed.",
+		}),
+		routes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ingress_routes",
+			Help: "Instances in the routing table in use.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ingress_config_reloads_total",
+			Help: "Reloads of routes, certificates and config, by result (ok, error).",
+		}, []string{"result"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ingress_panics_total",
+			Help: "Panics recovered in connection handlers.",
+		}),
+	}
+	for s := range routing.NumServices {
+		name := s.String()
+		for r := resultOK; r < numResults; r++ {
+			m.conns[s][r] = conns.WithLabelValues(name, r.String())
+		}
+		m.active[s] = active.WithLabelValues(name)
+		m.handshake[s] = handshake.WithLabelValues(name)
+		m.bytesIn[s] = bytes.WithLabelValues(name, "in")
+		m.bytesOut[s] = bytes.WithLabelValues(name, "out")
+	}
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("error")
+	reg.MustRegister(conns, active, handshake, bytes, m.dialDur, m.dialErrs, m.routes, m.reloads, m.panics)
+	return m
+}
+
+// SetRoutes records the size of the routing table in use.
+func (m *Metrics) SetRoutes(n int) {
+	if m != nil {
+		m.routes.Set(float64(n))
+	}
+}
+
+// Reloaded counts one reload attempt.
+func (m *Metrics) Reloaded(err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.reloads.WithLabelValues("error").Inc()
+	} else {
+		m.reloads.WithLabelValues("ok").Inc()
+	}
+}

@@ -1,0 +1,240 @@
+// Package ingress is the data path: TLS listeners, the handshake that
+// decides where a connection goes, the backend dial, the copy in both
+// directions, drain, and the connection metrics and logs.
+package ingress
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/neo4j/private-ingress/routing"
+)
+
+// CertSource builds the per-listener TLS configuration: policy, certificates
+// and the listener's ALPN list. *tlsconfig.Store is one.
+type CertSource interface {
+	ServerConfig(alpn []string) *tls.Config
+}
+
+// DialFunc connects to a backend address.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Server is the ingress data path. Create it with New, bind with Listen,
+// run Serve, stop with Shutdown.
+type Server struct {
+	cfg     Config
+	routes  *routing.Holder
+	logger  *zap.Logger
+	metrics *Metrics
+	dial    DialFunc
+
+	backendTLS *tls.Config // nil when the backend leg is plain TCP
+
+	listeners []*listener
+	accepting sync.WaitGroup // accept loops, so that no admit races the drain
+	active    atomic.Int64
+	conns     sync.WaitGroup
+	ready     atomic.Bool
+
+	// hardStop closes every connection still open when the drain ends.
+	hardStop   context.Context
+	hardCancel context.CancelFunc
+	closing    atomic.Bool
+}
+
+// Options are the Server's dependencies. Routes and Certs are required.
+type Options struct {
+	Routes  *routing.Holder
+	Certs   CertSource
+	Logger  *zap.Logger // nil: no logs
+	Metrics *Metrics    // nil: no metrics
+	Dial    DialFunc    // nil: a net.Dialer
+	// BackendTLS is the client config for the backend leg, or nil for TCP.
+	BackendTLS *tls.Config
+}
+
+// New returns a Server for cfg. It does not bind anything yet.
+func New(cfg Config, opts Options) (*Server, error) {
+	if opts.Routes == nil || opts.Certs == nil {
+		return nil, errors.New("ingress: Routes and Certs are required")
+	}
+	if cfg.BackendCooldown <= 0 {
+		cfg.BackendCooldown = 10 * time.Second
+	}
+	if cfg.Backend.DialTimeout <= 0 {
+		cfg.Backend.DialTimeout = 5 * time.Second
+	}
+	if cfg.Timeouts.Handshake <= 0 {
+		cfg.Timeouts.Handshake = 10 * time.Second
+	}
+	s := &Server{
+		cfg:        cfg,
+		routes:     opts.Routes,
+		logger:     opts.Logger,
+		metrics:    opts.Metrics,
+		dial:       opts.Dial,
+		backendTLS: opts.BackendTLS,
+	}
+	if s.logger == nil {
+		s.logger = zap.NewNop()
+	}
+	if s.dial == nil {
+		d := &net.Dialer{}
+		s.dial = d.DialContext
+	}
+	s.hardStop, s.hardCancel = context.WithCancel(context.Background())
+	for _, lc := range cfg.Listeners {
+		s.listeners = append(s.listeners, newListener(s, lc, opts.Certs))
+	}
+	return s, nil
+}
+
+// Listen binds every listener. On error nothing stays bound.
+func (s *Server) Listen(ctx context.Context) error {
+	var lc net.ListenConfig
+	for i, l := range s.listeners {
+		ln, err := lc.Listen(ctx, "tcp", l.cfg.Address)
+		if err != nil {
+			for _, prev := range s.listeners[:i] {
+				prev.ln.Close()
+			}
+			return fmt.Errorf("listen %s (%s): %w", l.cfg.Address, l.cfg.Service, err)
+		}
+		l.ln = ln
+	}
+	return nil
+}
+
+// Addr returns the bound address of the first listener for service, or nil.
+func (s *Server) Addr(service string) net.Addr {
+	for _, l := range s.listeners {
+		if l.cfg.Service == service && l.ln != nil {
+			return l.ln.Addr()
+		}
+	}
+	return nil
+}
+
+// Serve accepts connections on every listener until Shutdown. Listen must
+// have succeeded.
+func (s *Server) Serve() error {
+	errs := make([]error, len(s.listeners))
+	s.ready.Store(true)
+	for i, l := range s.listeners {
+		s.accepting.Go(func() { errs[i] = l.acceptLoop() })
+	}
+	s.accepting.Wait()
+	return errors.Join(errs...)
+}
+
+// Ready reports whether the server accepts connections (false once draining).
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// Shutdown drains: it stops accepting at once, waits for open connections
+// to finish until ctx is done, then closes the rest. It returns ctx's error
+// if connections had to be cut.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	s.closing.Store(true)
+	for _, l := range s.listeners {
+		if l.ln != nil {
+			l.ln.Close()
+		}
+	}
+	s.accepting.Wait()
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.hardCancel()
+		return nil
+	case <-ctx.Done():
+		s.logger.Warn("drain timed out; closing open connections", zap.Int64("open", s.active.Load()))
+		s.hardCancel()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Active returns the number of open connections.
+func (s *Server) Active() int64 { return s.active.Load() }
+
+// listener is one bound service.
+type listener struct {
+	srv *Server
+	cfg ListenerConfig
+	svc routing.Service
+	ln  net.Listener
+
+	handshake *tls.Config // given to tls.Server: decides in GetConfigForClient
+	accepted  *tls.Config // the service's config: certificates and ALPN
+	refused   *tls.Config // no certificate at all: Go answers unrecognized_name
+}
+
+func newListener(s *Server, lc ListenerConfig, certs CertSource) *listener {
+	l := &listener{srv: s, cfg: lc, svc: listenerService(lc)}
+	l.accepted = certs.ServerConfig(lc.ALPN)
+	l.refused = certs.ServerConfig(lc.ALPN)
+	// GetCertificate returning nil, nil with no Certificates makes crypto/tls
+	// send unrecognized_name (112), which tells a user "wrong name" where any
+	// error would be a bare internal_error.
+	l.refused.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, nil }
+	l.handshake = &tls.Config{GetConfigForClient: l.decide}
+	return l
+}
+
+// acceptLoop accepts until the listener closes. Temporary errors, such as
+// running out of file descriptors, back off as net/http does instead of
+// spinning or giving up.
+func (l *listener) acceptLoop() error {
+	var delay time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if l.srv.closing.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				l.srv.logger.Error("accept failed; backing off", zap.String("service", l.cfg.Service),
+					zap.Duration("delay", delay), zap.Error(err))
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("accept on %s: %w", l.cfg.Address, err)
+		}
+		delay = 0
+		l.admit(c)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// admit enforces max_connections and starts the connection's goroutine.
+func (l *listener) admit(c net.Conn) {
+	s := l.srv
+	if max := s.cfg.Limits.MaxConnections; max > 0 && s.active.Load() >= int64(max) {
+		c.Close()
+		if s.metrics != nil {
+			s.metrics.conns[l.svc][resultLimit].Inc()
+		}
+		s.logger.Debug("connection refused: max_connections reached", zap.String("service", l.cfg.Service),
+			zap.String("client", c.RemoteAddr().String()))
+		return
+	}
+	s.active.Add(1)
+	s.conns.Add(1)
+	go l.serve(newClientConn(c))
+}
