@@ -1,0 +1,253 @@
+package ingress_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/neo4j/private-ingress/ingress"
+	"github.com/neo4j/private-ingress/routing"
+	"github.com/neo4j/private-ingress/tlsconfig"
+)
+
+var ns = routing.Namespace{Domain: "neo4j.io", Orchestras: []string{"0000"}}
+
+// fqdn names a database in the served orch.
+func fqdn(dbid string) string { return dbid + ".production-orch-0000.neo4j.io" }
+
+// backend is a TCP server on loopback that greets with its name, then
+// echoes; when the client half-closes it writes "bye <name>" and closes.
+type backend struct {
+	name     string
+	ln       net.Listener
+	accepted atomic.Int64
+}
+
+func startBackend(t *testing.T, name string) *backend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{name: name, ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.accepted.Add(1)
+			go func() {
+				defer c.Close()
+				fmt.Fprintf(c, "hello %s\n", name)
+				io.Copy(c, c)
+				fmt.Fprintf(c, "bye %s\n", name)
+			}()
+		}
+	}()
+	return b
+}
+
+func (b *backend) addr() string { return b.ln.Addr().String() }
+
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// env is a running ingress with its certificates, routes and observers.
+type env struct {
+	t       *testing.T
+	srv     *ingress.Server
+	routes  *routing.Holder
+	reg     *prometheus.Registry
+	logs    *observer.ObservedLogs
+	ca      *x509.CertPool
+	caFile  string
+	done    chan error
+	stopped bool
+}
+
+type envOption func(*ingress.Config)
+
+// startEnv runs an ingress on 127.0.0.1:0 for every service, with routesYAML.
+func startEnv(t *testing.T, routesYAML string, opts ...envOption) *env {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(files.CA)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+
+	table, err := routing.Parse(filepath.Join(dir, "routes.yaml"), []byte(routesYAML), ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holder routing.Holder
+	holder.Store(table)
+
+	core, logs := observer.New(zap.DebugLevel)
+	logger := zap.New(core)
+	certs := tlsconfig.NewStore(logger)
+	t.Cleanup(certs.Close)
+	if err := certs.SetFiles(context.Background(), []tlsconfig.CertFiles{{Cert: files.Cert, Key: files.Key}}); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	cfg := ingress.Config{
+		Listeners: []ingress.ListenerConfig{
+			{Service: "https", Address: "127.0.0.1:0", ALPN: []string{"h2", "http/1.1"}},
+			{Service: "bolt", Address: "127.0.0.1:0"},
+			{Service: "http", Address: "127.0.0.1:0", ALPN: []string{"h2", "http/1.1"}},
+			{Service: "arrow", Address: "127.0.0.1:0", ALPN: []string{"h2"}},
+		},
+		Timeouts: ingress.Timeouts{Handshake: 5 * time.Second, Drain: 5 * time.Second},
+		Limits:   ingress.Limits{MaxConnections: 1000},
+		Backend:  ingress.BackendConfig{DialTimeout: 2 * time.Second},
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := ingress.New(cfg, ingress.Options{
+		Routes: &holder, Certs: certs, Logger: logger, Metrics: ingress.NewMetrics(reg),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, srv: srv, routes: &holder, reg: reg, logs: logs, ca: pool, caFile: files.CA, done: make(chan error, 1)}
+	go func() { e.done <- srv.Serve() }()
+	t.Cleanup(func() {
+		if !e.stopped {
+			e.shutdown(5 * time.Second)
+		}
+	})
+	return e
+}
+
+func (e *env) shutdown(timeout time.Duration) error {
+	e.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := e.srv.Shutdown(ctx)
+	select {
+	case <-e.done:
+	case <-time.After(5 * time.Second):
+		e.t.Error("Serve did not return after Shutdown")
+	}
+	return err
+}
+
+func (e *env) addr(service string) string { return e.srv.Addr(service).String() }
+
+// dial opens a TLS connection to service with server name sni.
+func (e *env) dial(service, sni string, mod ...func(*tls.Config)) (*tls.Conn, error) {
+	cfg := &tls.Config{ServerName: sni, RootCAs: e.ca}
+	for _, m := range mod {
+		m(cfg)
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", e.addr(service), cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, nil
+}
+
+// mustGreet dials and reads the backend's greeting line.
+func (e *env) mustGreet(service, sni string) (*tls.Conn, *bufio.Reader, string) {
+	e.t.Helper()
+	c, err := e.dial(service, sni)
+	if err != nil {
+		e.t.Fatalf("dial %s %s: %v", service, sni, err)
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		e.t.Fatalf("reading greeting through %s for %s: %v", service, sni, err)
+	}
+	return c, r, strings.TrimSpace(line)
+}
+
+// count returns ingress_connections_total for service and result.
+func (e *env) count(service, result string) float64 {
+	return counterValue(e.t, e.reg, "ingress_connections_total", map[string]string{"service": service, "result": result})
+}
+
+// waitCount waits until the counter reaches want: connections are counted
+// when their goroutine finishes, a little after the client sees the end.
+func (e *env) waitCount(service, result string, want float64) {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := e.count(service, result)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("ingress_connections_total{service=%q,result=%q} = %v, want %v", service, result, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func counterValue(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
+					continue metric
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			case m.Histogram != nil:
+				return float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return 0
+}
+
+var _ = testutil.ToFloat64
