@@ -57,3 +57,7 @@ func isLabel(s string) bool {
 func ZoneName(orch, domain string) string {
 	return orchPrefix + orch + "." + domain
 }
+
+// ValidLabel reports whether s is one DNS label of letters, digits and
+// hyphens (1–63 characters, no hyphen at either end).
+func ValidLabel(s string) bool { return isLabel(s) }

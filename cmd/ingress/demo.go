@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/neo4j/private-ingress/ingress"
+	"github.com/neo4j/private-ingress/internal/config"
+	"github.com/neo4j/private-ingress/internal/demo"
+	"github.com/neo4j/private-ingress/tlsconfig"
+)
+
+// runDemo runs the ingress on an embedded default: a dev CA and wildcard
+// RSA leaf in dir, fake instances on loopback, and the config files that
+// route to them, then prints commands that work when pasted.
+func runDemo(ctx context.Context, dir string, ports demo.Ports, stdout, stderr io.Writer) error {
+	certs, err := tlsconfig.WriteDevCerts(dir, []string{"*." + "production-orch-" + demo.Orch + ".neo4j.io"})
+	if err != nil {
+		return fmt.Errorf("demo certificates: %w", err)
+	}
+	instances, err := demo.Start(demo.DBIDs())
+	if err != nil {
+		return err
+	}
+	defer instances.Close()
+	path, err := demo.WriteConfig(dir, ports, instances, certs.Cert, certs.Key)
+	if err != nil {
+		return fmt.Errorf("demo config: %w", err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer logger.Sync()
+	return runIngress(ctx, cfg, logger, func(srv *ingress.Server, admin *ingress.Admin) {
+		printDemo(stdout, dir, certs.CA, srv, admin)
+	})
+}
+
+func printDemo(w io.Writer, dir, ca string, srv *ingress.Server, admin *ingress.Admin) {
+	port := func(service string) string {
+		_, p, _ := net.SplitHostPort(srv.Addr(service).String())
+		return p
+	}
+	host := demo.DBIDs()[0] + ".production-orch-" + demo.Orch + ".neo4j.io"
+	other := demo.DBIDs()[1] + ".production-orch-" + demo.Orch + ".neo4j.io"
+	fmt.Fprintf(w, `
+The ingress demo is running (Ctrl-C stops it). Config, routes and a dev CA are in %[1]s/.
+Databases: %[2]s and %[3]s (fake instances on loopback).
+
+  # HTTPS through the ingress (--resolve stands in for DNS):
+  curl --cacert %[4]s --resolve %[2]s:%[5]s:127.0.0.1 https://%[2]s:%[5]s/
+  curl --cacert %[4]s --resolve %[3]s:%[6]s:127.0.0.1 https://%[3]s:%[6]s/
+
+  # A bare TCP connectivity check on each service:
+  nc -vz 127.0.0.1 %[5]s; nc -vz 127.0.0.1 %[7]s; nc -vz 127.0.0.1 %[6]s; nc -vz 127.0.0.1 %[8]s
+
+  # The TLS handshake on the bolt port (fake instance greets, then echoes):
+  openssl s_client -quiet -connect 127.0.0.1:%[7]s -servername %[2]s -CAfile %[4]s
+
+  # An unknown database is refused in the handshake (alert: unrecognized name):
+  curl --cacert %[4]s --resolve nosuchdb.production-orch-0000.neo4j.io:%[5]s:127.0.0.1 https://nosuchdb.production-orch-0000.neo4j.io:%[5]s/
+
+  # Metrics, health and readiness:
+  curl -s http://%[9]s/metrics | grep ^ingress_connections_total
+  curl -s http://%[9]s/readyz
+
+`, dir, host, other, ca, port("https"), port("http"), port("bolt"), port("arrow"), admin.Addr())
+}

@@ -1,0 +1,80 @@
+// Command ingress is the private ingress: a TLS/SNI proxy that splices
+// connections for <dbid>.production-orch-<orch>.<domain> to that database's
+// backends. Subcommands: serve, check, version. It holds no logic of its
+// own: flags, wiring and signals only.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/neo4j/private-ingress/internal/demo"
+)
+
+// version is set at link time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+const usage = `usage: ingress <command> [flags]
+
+commands:
+  demo [-dir ./demo]           run on an embedded default: dev CA, fake instances, loopback ports
+  serve -config ingress.yaml   run the ingress
+  check -config ingress.yaml   validate config, routes and certificates; exit 1 on errors
+  version                      print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "ingress.yaml", "path to ingress.yaml")
+	demoDir := fs.String("dir", "demo", "demo: where to write the dev CA, certificate and config")
+	switch cmd {
+	case "serve", "check", "demo":
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "ingress %s\n", version)
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "ingress: unknown command %q\n%s", cmd, usage)
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "ingress %s: unexpected arguments %q\n", cmd, fs.Args())
+		return 2
+	}
+	if cmd == "check" {
+		return check(*configPath, stdout, stderr)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	var err error
+	if cmd == "demo" {
+		err = runDemo(ctx, *demoDir, demo.DefaultPorts(), stdout, stderr)
+	} else {
+		err = serve(ctx, *configPath, stderr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ingress: %v\n", err)
+		return 1
+	}
+	return 0
+}

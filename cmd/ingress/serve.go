@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/neo4j/private-ingress/ingress"
+	"github.com/neo4j/private-ingress/internal/config"
+	"github.com/neo4j/private-ingress/routing"
+	"github.com/neo4j/private-ingress/tlsconfig"
+)
+
+// serve runs the ingress for the config at path until ctx is cancelled
+// (SIGTERM, Ctrl-C), then drains.
+func serve(ctx context.Context, path string, stderr io.Writer) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer logger.Sync()
+	return runIngress(ctx, cfg, logger, nil)
+}
+
+// started, if set, is called once the ingress accepts connections.
+type startedFunc func(srv *ingress.Server, admin *ingress.Admin)
+
+// runIngress wires routing, certificates, the data path and the admin
+// server together, handles SIGHUP, and drains when ctx ends.
+func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, started startedFunc) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := ingress.NewMetrics(reg)
+
+	// Routes: the first load must succeed; later bad files keep the last
+	// good table.
+	var routes routing.Holder
+	watcher := &routing.Watcher{
+		Path: cfg.Routes.File, Namespace: cfg.Namespace, Holder: &routes,
+		OnReload: func(t *routing.Table, err error) {
+			metrics.Reloaded(err)
+			if err != nil {
+				logger.Error("routes reload failed; keeping the last good table", zap.Error(err))
+				return
+			}
+			metrics.SetRoutes(t.Len())
+			logger.Info("routes loaded", zap.String("file", cfg.Routes.File), zap.Int("instances", t.Len()))
+		},
+	}
+	if err := watcher.Reload(true); err != nil {
+		return err
+	}
+
+	certs := tlsconfig.NewStore(logger.Named("tls"))
+	defer certs.Close()
+	if err := certs.SetFiles(ctx, cfg.TLS.Certificates); err != nil {
+		return err
+	}
+	for _, w := range config.CertWarnings(cfg, certs.Leaves()) {
+		logger.Warn(w)
+	}
+	backendTLS, err := backendTLSConfig(cfg.Ingress.Backend.TLS)
+	if err != nil {
+		return err
+	}
+
+	srv, err := ingress.New(cfg.Ingress, ingress.Options{
+		Routes: &routes, Certs: certs, Logger: logger, Metrics: metrics, BackendTLS: backendTLS,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen(ctx); err != nil {
+		return err
+	}
+	admin, err := ingress.ListenAdmin(ctx, cfg.Admin.Address, ingress.AdminHandler(reg, srv.Ready))
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return err
+	}
+
+	bg, cancelBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := watcher.Run(bg); err != nil {
+			logger.Error("routes watcher stopped", zap.Error(err))
+		}
+	})
+	wg.Go(func() {
+		err := certs.Watch(bg, func(err error) {
+			metrics.Reloaded(err)
+			if err != nil {
+				logger.Error("certificate reload failed; keeping the previous certificate", zap.Error(err))
+			}
+		})
+		if err != nil {
+			logger.Error("certificate watcher stopped", zap.Error(err))
+		}
+	})
+	wg.Go(func() {
+		if err := admin.Serve(); err != nil {
+			logger.Error("admin server stopped", zap.Error(err))
+		}
+	})
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve() }()
+	wg.Go(func() { reloadOnHUP(bg, cfg, watcher, certs, metrics, logger) })
+
+	fields := []zap.Field{zap.String("admin", admin.Addr().String()), zap.Int("instances", routes.Load().Len())}
+	for _, l := range cfg.Ingress.Listeners {
+		fields = append(fields, zap.Stringer(l.Service, srv.Addr(l.Service)))
+	}
+	logger.Info("ingress started", fields...)
+	if started != nil {
+		started(srv, admin)
+	}
+
+	var result error
+	select {
+	case <-ctx.Done():
+		logger.Info("draining", zap.Int64("open", srv.Active()), zap.Duration("timeout", cfg.Ingress.Timeouts.Drain))
+		dctx, cancel := context.WithTimeout(context.Background(), cfg.Ingress.Timeouts.Drain)
+		if err := srv.Shutdown(dctx); err != nil {
+			logger.Warn("drain cut connections", zap.Error(err))
+		}
+		cancel()
+		<-serveErr
+	case result = <-serveErr:
+		srv.Shutdown(context.Background())
+	}
+	admin.Close()
+	cancelBG()
+	wg.Wait()
+	logger.Info("ingress stopped")
+	return result
+}
+
+// reloadOnHUP re-reads the config file, the routes and the certificates on
+// SIGHUP. Settings that need new sockets (listeners, admin) or that the data
+// path holds (timeouts, limits, backend) are reported as needing a restart.
+func reloadOnHUP(ctx context.Context, cfg *config.Config, watcher *routing.Watcher, certs *tlsconfig.Store, metrics *ingress.Metrics, logger *zap.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		logger.Info("SIGHUP: reloading config, routes and certificates")
+		next, err := config.Load(cfg.Path)
+		if err != nil {
+			metrics.Reloaded(err)
+			logger.Error("config reload failed; keeping the running config", zap.Error(err))
+			continue
+		}
+		if next.Routes.File != cfg.Routes.File || !equalNamespace(next.Namespace, cfg.Namespace) {
+			logger.Warn("routes.file, domain and orchestras changes take effect at the next restart")
+		}
+		if err := certs.SetFiles(ctx, next.TLS.Certificates); err != nil {
+			metrics.Reloaded(err)
+			logger.Error("certificate reload failed; keeping the previous certificate", zap.Error(err))
+		}
+		_ = watcher.Reload(true) // reported through OnReload
+	}
+}
+
+func equalNamespace(a, b routing.Namespace) bool {
+	if a.Domain != b.Domain || len(a.Orchestras) != len(b.Orchestras) {
+		return false
+	}
+	for i := range a.Orchestras {
+		if a.Orchestras[i] != b.Orchestras[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func backendTLSConfig(c ingress.BackendTLSConfig) (*tls.Config, error) {
+	if !c.Enabled {
+		return nil, nil
+	}
+	tc := &tls.Config{ServerName: c.ServerName, MinVersion: tls.VersionTLS12}
+	if c.CA != "" {
+		pem, err := os.ReadFile(c.CA)
+		if err != nil {
+			return nil, fmt.Errorf("backend.tls.ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("backend.tls.ca: no PEM certificate in %s", c.CA)
+		}
+	}
+	return tc, nil
+}
+
+func newLogger(c config.LogConfig, out io.Writer) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	encCfg.EncodeDuration = zapcore.StringDurationEncoder
+	var enc zapcore.Encoder
+	switch c.Format {
+	case "console":
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	case "json":
+		enc = zapcore.NewJSONEncoder(encCfg)
+	default:
+		return nil, errors.New("log.format must be json or console")
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(out)), level)), nil
+}

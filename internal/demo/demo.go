@@ -1,0 +1,149 @@
+// Package demo holds what `ingress demo` needs besides the ingress itself:
+// fake database instances on loopback and the config files that route to
+// them. It imports no other package of the project.
+package demo
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// DBIDs returns the demo's databases, in orch 0000.
+func DBIDs() []string { return []string{"abcd1234", "ef567890"} }
+
+// Orch is the demo's orchestra.
+const Orch = "0000"
+
+// Instance is one fake database instance and its backend addresses.
+type Instance struct {
+	DBID string
+	HTTP string // HTTP/1.1 and cleartext HTTP/2: discovery JSON naming the instance
+	Echo string // greets with the instance name, then echoes (bolt and arrow until their fakes exist)
+}
+
+// Instances are running fake instances.
+type Instances struct {
+	List []Instance
+	lns  []net.Listener
+	srvs []*http.Server
+	wg   sync.WaitGroup
+}
+
+// Start runs a fake instance on 127.0.0.1 (ephemeral ports) for each dbid.
+func Start(dbids []string) (*Instances, error) {
+	in := &Instances{}
+	for _, id := range dbids {
+		httpLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			in.Close()
+			return nil, fmt.Errorf("fake instance %s: %w", id, err)
+		}
+		echoLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			httpLn.Close()
+			in.Close()
+			return nil, fmt.Errorf("fake instance %s: %w", id, err)
+		}
+		srv := &http.Server{Handler: discovery(id), Protocols: new(http.Protocols)}
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true) // the ingress offers h2 and passes bytes through
+		in.srvs = append(in.srvs, srv)
+		in.lns = append(in.lns, echoLn)
+		in.wg.Go(func() { srv.Serve(httpLn) })
+		in.wg.Go(func() { serveEcho(echoLn, id) })
+		in.List = append(in.List, Instance{DBID: id, HTTP: httpLn.Addr().String(), Echo: echoLn.Addr().String()})
+	}
+	return in, nil
+}
+
+// Close stops every fake instance.
+func (in *Instances) Close() {
+	for _, s := range in.srvs {
+		s.Close()
+	}
+	for _, l := range in.lns {
+		l.Close()
+	}
+	in.wg.Wait()
+}
+
+// discovery answers like a Neo4j HTTP discovery endpoint, naming the instance.
+func discovery(dbid string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"bolt_routing":"neo4j://%[1]s:7687","bolt_direct":"bolt://%[1]s:7687","neo4j_version":"5-demo","neo4j_edition":"enterprise","instance":%[2]q,"protocol":%[3]q}`+"\n",
+			strings.Split(host, ":")[0], dbid, r.Proto)
+	})
+}
+
+func serveEcho(ln net.Listener, dbid string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			fmt.Fprintf(c, "hello from %s\n", dbid)
+			io.Copy(c, c)
+		}()
+	}
+}
+
+// Ports are the demo's listening addresses.
+type Ports struct {
+	HTTPS, Bolt, HTTP, Arrow, Admin string
+}
+
+// DefaultPorts returns the fixed demo ports of DESIGN.md, all on 127.0.0.1.
+func DefaultPorts() Ports {
+	return Ports{
+		HTTPS: "127.0.0.1:10443", Bolt: "127.0.0.1:17687", HTTP: "127.0.0.1:17474",
+		Arrow: "127.0.0.1:18491", Admin: "127.0.0.1:19090",
+	}
+}
+
+// WriteConfig writes dir/ingress.yaml and dir/routes.yaml for the running
+// instances, using the certificate files cert and key, and returns the
+// config's path. The files are ordinary config: `ingress serve -config`
+// runs them too, as long as the instances are up.
+func WriteConfig(dir string, p Ports, in *Instances, cert, key string) (string, error) {
+	var routes strings.Builder
+	routes.WriteString("# Written by `ingress demo`: the fake instances' backends.\ninstances:\n")
+	for _, i := range in.List {
+		fmt.Fprintf(&routes, "  - dbid: %s\n    orch: %q\n    public: true\n    backends:\n", i.DBID, Orch)
+		fmt.Fprintf(&routes, "      https: [%q]\n      http: [%q]\n      bolt: [%q]\n      arrow: [%q]\n", i.HTTP, i.HTTP, i.Echo, i.Echo)
+	}
+	cfg := fmt.Sprintf(`# Written by `+"`ingress demo`"+`.
+domain: neo4j.io
+orchestras: [%q]
+listeners:
+  - {service: https, address: %q, alpn: ["h2", "http/1.1"]}
+  - {service: bolt,  address: %q}
+  - {service: http,  address: %q, alpn: ["h2", "http/1.1"]}
+  - {service: arrow, address: %q, alpn: ["h2"]}
+tls:
+  certificates: [{cert: %q, key: %q}]
+routes: {file: routes.yaml}
+timeouts: {handshake: 10s, idle: 0s, drain: 5s}
+admin: {address: %q}
+log: {level: info, format: console}
+`, Orch, p.HTTPS, p.Bolt, p.HTTP, p.Arrow, filepath.Base(cert), filepath.Base(key), p.Admin)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "ingress.yaml")
+	err := errors.Join(
+		os.WriteFile(filepath.Join(dir, "routes.yaml"), []byte(routes.String()), 0o644),
+		os.WriteFile(path, []byte(cfg), 0o644),
+	)
+	return path, err
+}
