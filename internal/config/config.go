@@ -251,6 +251,8 @@ func (v *validator) build(raw *fileYAML) *Config {
 	if cfg.DNS.Address != "" {
 		if err := checkListenAddr(cfg.DNS.Address); err != nil {
 			v.Addf(v.at("dns", "address"), "dns address %q: %v", cfg.DNS.Address, err)
+		} else {
+			v.Addf(v.at("dns", "address"), "dns.address: the DNS stub is not built yet; leave it empty")
 		}
 	}
 	for i, ip := range cfg.DNS.AnswerIPv4 {
