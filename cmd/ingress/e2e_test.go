@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/neo4j/private-ingress/tlsconfig"
+)
+
+// e2eBinary builds the ingress once per test run.
+func e2eBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ingress")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// e2eFreeAddr returns a loopback address that was free a moment ago. The
+// binary binds fixed addresses from its config, so the test picks them.
+func e2eFreeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func e2eHTTPBackend(t *testing.T, name string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "instance %s\n", name)
+	}), Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+func e2eEchoBackend(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// lockedBuffer collects the process's log output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func writeRoutes(t *testing.T, path, body string) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil { // how config managers write
+		t.Fatal(err)
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	bin := e2eBinary(t)
+	dir := t.TempDir()
+	files, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpsAddr, boltAddr, adminAddr := e2eFreeAddr(t), e2eFreeAddr(t), e2eFreeAddr(t)
+	backendA, backendB, echo := e2eHTTPBackend(t, "a"), e2eHTTPBackend(t, "b"), e2eEchoBackend(t)
+
+	// The README's sample config with loopback addresses.
+	example, err := os.ReadFile("../../examples/ingress.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.NewReplacer(
+		`":443"`, fmt.Sprintf("%q", httpsAddr),
+		`":7687"`, fmt.Sprintf("%q", boltAddr),
+		`":7474"`, fmt.Sprintf("%q", e2eFreeAddr(t)),
+		`":8491"`, fmt.Sprintf("%q", e2eFreeAddr(t)),
+		`"127.0.0.1:9090"`, fmt.Sprintf("%q", adminAddr),
+		`drain: 30s`, `drain: 10s`,
+	).Replace(string(example))
+	cfgPath := filepath.Join(dir, "ingress.yaml")
+	os.WriteFile(cfgPath, []byte(cfg), 0o644)
+	routesPath := filepath.Join(dir, "routes.yaml")
+	routesA := fmt.Sprintf(`instances:
+  - {dbid: abcd1234, orch: "0000", public: true, backends: {https: [%q], bolt: [%q]}}
+`, backendA, echo)
+	writeRoutes(t, routesPath, routesA)
+
+	logs := &lockedBuffer{}
+	cmd := exec.Command(bin, "serve", "-config", cfgPath)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("ingress output:\n%s", logs)
+		}
+	})
+
+	readyz := func() int {
+		resp, err := http.Get("http://" + adminAddr + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	eventually(t, "/readyz 200", func() bool { return readyz() == 200 })
+
+	_, port, _ := net.SplitHostPort(httpsAddr)
+	curl := func(dbid string) (string, error) {
+		host := dbid + ".production-orch-0000.neo4j.io"
+		out, err := exec.Command("curl", "-sS", "--cacert", files.CA,
+			"--resolve", host+":"+port+":127.0.0.1", "https://"+host+":"+port+"/").CombinedOutput()
+		return string(out), err
+	}
+	if out, err := curl("abcd1234"); err != nil || out != "instance a\n" {
+		t.Fatalf("curl abcd1234: %q, %v", out, err)
+	}
+	if out, err := curl("ef567890"); err == nil {
+		t.Fatalf("curl to a dbid not yet routed succeeded: %q", out)
+	}
+
+	// The watcher picks up a new routes file written by rename.
+	writeRoutes(t, routesPath, routesA+fmt.Sprintf(`  - {dbid: ef567890, orch: "0000", public: true, backends: {https: [%q]}}
+`, backendB))
+	eventually(t, "the new dbid to be routed", func() bool {
+		out, err := curl("ef567890")
+		return err == nil && out == "instance b\n"
+	})
+
+	// A broken file keeps the last good table.
+	writeRoutes(t, routesPath, "instances:\n  - {dbid: abcd1234, orch: \"0000\", backends: {bolt: [nope]}}\n")
+	eventually(t, "the reload error in the log", func() bool {
+		return strings.Contains(logs.String(), "routes reload failed")
+	})
+	if !strings.Contains(logs.String(), "routes.yaml:2: backend") {
+		t.Errorf("reload error without file:line in the log")
+	}
+	if out, err := curl("ef567890"); err != nil || out != "instance b\n" {
+		t.Fatalf("after a bad routes file: %q, %v", out, err)
+	}
+
+	// SIGHUP re-reads everything.
+	writeRoutes(t, routesPath, routesA)
+	eventually(t, "the good file back", func() bool { _, err := curl("ef567890"); return err != nil })
+	cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, "the SIGHUP reload", func() bool { return strings.Contains(logs.String(), "SIGHUP: reloading") })
+
+	// SIGTERM drains: readyz turns 503, new connections are refused, an
+	// open connection lives until it is done, then the process exits 0.
+	pool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(files.CA)
+	pool.AppendCertsFromPEM(caPEM)
+	conn, err := tls.Dial("tcp", boltAddr, &tls.Config{ServerName: "abcd1234.production-orch-0000.neo4j.io", RootCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(conn)
+	fmt.Fprintf(conn, "before\n")
+	if line, _ := r.ReadString('\n'); line != "before\n" {
+		t.Fatalf("echo before SIGTERM: %q", line)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	eventually(t, "/readyz 503", func() bool { return readyz() == 503 })
+	if c, err := net.DialTimeout("tcp", httpsAddr, time.Second); err == nil {
+		c.Close()
+		t.Error("a new connection was accepted while draining")
+	}
+	fmt.Fprintf(conn, "during drain\n")
+	if line, _ := r.ReadString('\n'); line != "during drain\n" {
+		t.Fatalf("echo during drain: %q", line)
+	}
+	conn.Close()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("ingress exited with %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("ingress did not exit after its last connection closed")
+	}
+	if !strings.Contains(logs.String(), `"msg":"ingress stopped"`) {
+		t.Error("no 'ingress stopped' line in the JSON log")
+	}
+}
+
+// TestExampleConfigChecks keeps examples/ valid: `ingress check` accepts
+// them once certificates exist beside them.
+func TestExampleConfigChecks(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"ingress.yaml", "routes.yaml"} {
+		data, err := os.ReadFile(filepath.Join("../../examples", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name), data, 0o644)
+	}
+	if _, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"}); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "-config", filepath.Join(dir, "ingress.yaml")}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check exited %d:\n%s", code, stderr.String())
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("check warned:\n%s", stderr.String())
+	}
+}
