@@ -1,0 +1,164 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/neo4j/private-ingress/ingress"
+	"github.com/neo4j/private-ingress/routing"
+	"github.com/neo4j/private-ingress/tlsconfig"
+)
+
+const sni = "abcd1234.production-orch-0000.neo4j.io"
+
+// setup runs an ingress whose bolt service routes sni to an echo backend
+// and whose https service routes it to a sink (reads and discards).
+func setup(b *testing.B) (addr, sinkAddr string, client *tls.Config) {
+	b.Helper()
+	dir := b.TempDir()
+	files, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	echo := serveTCP(b, func(c net.Conn) { io.Copy(c, c) })
+	sink := serveTCP(b, func(c net.Conn) { io.Copy(io.Discard, c) })
+	ns := routing.Namespace{Domain: "neo4j.io", Orchestras: []string{"0000"}}
+	table, err := routing.Parse("routes.yaml", []byte(fmt.Sprintf(`
+instances:
+  - {dbid: abcd1234, orch: "0000", public: true, backends: {bolt: [%q], https: [%q]}}
+`, echo, sink)), ns, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var routes routing.Holder
+	routes.Store(table)
+	certs := tlsconfig.NewStore(nil)
+	b.Cleanup(certs.Close)
+	if err := certs.SetFiles(context.Background(), []tlsconfig.CertFiles{{Cert: files.Cert, Key: files.Key}}); err != nil {
+		b.Fatal(err)
+	}
+	srv, err := ingress.New(ingress.Config{
+		Listeners: []ingress.ListenerConfig{
+			{Service: "bolt", Address: "127.0.0.1:0"},
+			{Service: "https", Address: "127.0.0.1:0"},
+		},
+		Limits: ingress.Limits{MaxConnections: 100000},
+	}, ingress.Options{Routes: &routes, Certs: certs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Listen(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve()
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	caPEM, _ := os.ReadFile(files.CA)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	return srv.Addr("bolt").String(), srv.Addr("https").String(), &tls.Config{ServerName: sni, RootCAs: pool}
+}
+
+func serveTCP(b *testing.B, handle func(net.Conn)) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); handle(c) }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// BenchmarkHandshake is one full connection: TCP connect, TLS handshake
+// (no resumption), a 64-byte echo through the backend, close.
+func BenchmarkHandshake(b *testing.B) {
+	for _, v := range []struct {
+		name    string
+		version uint16
+	}{{"TLS1.3", tls.VersionTLS13}, {"TLS1.2", tls.VersionTLS12}} {
+		b.Run(v.name, func(b *testing.B) {
+			addr, _, base := setup(b)
+			cfg := base.Clone()
+			cfg.MinVersion, cfg.MaxVersion = v.version, v.version
+			cfg.ClientSessionCache = nil
+			msg := make([]byte, 64)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				buf := make([]byte, 64)
+				for pb.Next() {
+					c, err := tls.Dial("tcp", addr, cfg)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					c.Write(msg)
+					if _, err := io.ReadFull(c, buf); err != nil {
+						b.Error(err)
+					}
+					c.Close()
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "conns/s")
+		})
+	}
+}
+
+// BenchmarkPingPong is 64-byte request/response on established connections.
+func BenchmarkPingPong(b *testing.B) {
+	addr, _, cfg := setup(b)
+	b.SetBytes(64)
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		msg, buf := make([]byte, 64), make([]byte, 64)
+		for pb.Next() {
+			c.Write(msg)
+			if _, err := io.ReadFull(c, buf); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkBulkUpload streams 64 KiB writes from the client to a sink backend.
+func BenchmarkBulkUpload(b *testing.B) {
+	_, sink, cfg := setup(b)
+	c, err := tls.Dial("tcp", sink, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	chunk := make([]byte, 64<<10)
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

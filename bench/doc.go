@@ -1,0 +1,5 @@
+// Package bench holds load benchmarks of the whole ingress: `go test -bench`
+// runs the real server in-process on loopback against echo and sink
+// backends and reports handshakes, round trips and throughput. The
+// comparison with HAProxy and nginx comes with the performance issue.
+package bench
