@@ -24,7 +24,11 @@ func check(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	table, _ := routing.LoadFile(cfg.Routes.File, cfg.Namespace, nil)
+	table, err := routing.LoadFile(cfg.Routes.File, cfg.Namespace, nil)
+	if err != nil { // changed since Check read it
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
 	fmt.Fprintf(stdout, "%s: ok: %d listeners, %d instances, %d certificates\n",
 		path, len(cfg.Ingress.Listeners), table.Len(), len(cfg.TLS.Certificates))
 	return 0

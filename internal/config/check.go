@@ -1,10 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/neo4j/private-ingress/internal/yamlutil"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
@@ -15,7 +17,12 @@ import (
 func Check(cfg *Config) (warnings []string, err error) {
 	var errs []string
 	if _, err := routing.LoadFile(cfg.Routes.File, cfg.Namespace, nil); err != nil {
-		errs = append(errs, err.Error())
+		var positioned yamlutil.Errors
+		if errors.As(err, &positioned) {
+			errs = append(errs, err.Error())
+		} else {
+			errs = append(errs, fmt.Sprintf("%s: routes.file: %v", cfg.Path, err))
+		}
 	}
 	var leaves []tlsconfig.Leaf
 	for _, f := range cfg.TLS.Certificates {

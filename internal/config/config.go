@@ -115,7 +115,7 @@ func (v *validator) build(raw *fileYAML) *Config {
 
 	// Names.
 	cfg.Namespace.Domain = strings.ToLower(strings.TrimSuffix(raw.Domain, "."))
-	if cfg.Namespace.Domain == "" {
+	if raw.Domain == "" {
 		cfg.Namespace.Domain = DefaultDomain
 	}
 	if !isDomain(cfg.Namespace.Domain) {
@@ -149,10 +149,11 @@ func (v *validator) build(raw *fileYAML) *Config {
 		}
 		if err := checkListenAddr(l.Address); err != nil {
 			v.Addf(yamlutil.Path(node, "address"), "listener address %q: %v", l.Address, err)
-		} else if prev, dup := addrs[l.Address]; dup {
-			v.Addf(yamlutil.Path(node, "address"), "listener address %q is already used by listener %d", l.Address, prev+1)
+		} else if first, dup := addrs[l.Address]; dup {
+			v.Addf(yamlutil.Path(node, "address"), "listener address %q is already used by listener %d", l.Address, first+1)
+		} else {
+			addrs[l.Address] = i
 		}
-		addrs[l.Address] = i
 		for j, p := range l.ALPN {
 			if p == "" || len(p) > 255 {
 				v.Addf(yamlutil.Item(yamlutil.Path(node, "alpn"), j), "alpn protocol %q must be 1 to 255 bytes", p)
@@ -184,8 +185,10 @@ func (v *validator) build(raw *fileYAML) *Config {
 
 	// TLS.
 	cfg.TLS = raw.TLS
-	if cfg.TLS.ACME.Enabled() {
+	if acme := cfg.TLS.ACME; acme.Enabled() {
 		v.Addf(v.at("tls", "acme"), "tls.acme is not supported yet; give PEM files in tls.certificates")
+	} else if acme.Email != "" || acme.CARoot != "" {
+		v.Addf(v.at("tls", "acme"), "tls.acme has settings but no directory; set directory or remove the section")
 	}
 	if len(cfg.TLS.Certificates) == 0 && !cfg.TLS.ACME.Enabled() {
 		v.Addf(v.at("tls"), "tls.certificates: at least one certificate (cert and key PEM files) is needed")
@@ -228,7 +231,7 @@ func (v *validator) build(raw *fileYAML) *Config {
 	cfg.Ingress.Timeouts = t
 	cfg.Ingress.Limits = raw.Limits
 	switch {
-	case yamlutil.Value(v.at("limits"), "max_connections") == nil:
+	case absent(yamlutil.Value(v.at("limits"), "max_connections")):
 		cfg.Ingress.Limits.MaxConnections = DefaultMaxConnections
 	case raw.Limits.MaxConnections < 1:
 		v.Addf(v.at("limits", "max_connections"), "limits.max_connections must be at least 1")
@@ -245,7 +248,7 @@ func (v *validator) build(raw *fileYAML) *Config {
 
 	// DNS.
 	cfg.DNS = raw.DNS
-	if yamlutil.Value(v.at("dns"), "ttl") == nil {
+	if absent(yamlutil.Value(v.at("dns"), "ttl")) {
 		cfg.DNS.TTL = DefaultDNSTTL
 	}
 	if cfg.DNS.Address != "" {
@@ -293,16 +296,18 @@ func (v *validator) duration(d *time.Duration, def time.Duration, zeroOK bool, k
 	node := yamlutil.Value(v.at(keys[:len(keys)-1]...), keys[len(keys)-1])
 	name := strings.Join(keys, ".")
 	switch {
-	case node == nil:
+	case absent(node):
 		*d = def
-	case node.Tag == "!!int":
-		v.Addf(node, "%s: %s has no unit; write e.g. %ss", name, node.Value, node.Value)
 	case *d < 0:
 		v.Addf(node, "%s must not be negative", name)
 	case *d == 0 && !zeroOK:
 		v.Addf(node, "%s must be more than zero", name)
 	}
 }
+
+// absent reports a key that is missing or has no value ("idle:"), which
+// takes the default rather than zero.
+func absent(n *yaml.Node) bool { return n == nil || n.Tag == "!!null" }
 
 // path resolves p against the config file's directory.
 func (v *validator) path(p string) string {

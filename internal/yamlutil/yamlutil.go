@@ -4,8 +4,10 @@
 package yamlutil
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"regexp"
 	"slices"
@@ -76,8 +78,14 @@ func (l *List) Err() error {
 func Decode(file string, data []byte, v any) (*yaml.Node, error) {
 	list := &List{File: file}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
 		list.errs = append(list.errs, fromYAMLError(file, err)...)
+		return nil, list.Err()
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		list.Addf(&extra, "a second YAML document (after ---) is not allowed; the file must hold one")
 		return nil, list.Err()
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -210,9 +218,16 @@ func in(where string) string {
 	return " in " + where
 }
 
-var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+var (
+	lineRE = regexp.MustCompile(`(?s)^(?:yaml: )?line (\d+): (.*)$`)
+	// yaml.v3 reports parser errors (unlike scanner errors) at the 0-based
+	// line of the enclosing construct: one line early for people.
+	parserErrRE = regexp.MustCompile("^did not find expected (key|node content|'-' indicator|',' or '[}\\]]'|<document start>)")
+	unmarshalRE = regexp.MustCompile("(?s)^cannot unmarshal (!!\\w+)(?: `(.*)`)? into (.+)$")
+)
 
-// fromYAMLError turns yaml.v3's "line N: ..." messages into positioned errors.
+// fromYAMLError turns yaml.v3's "line N: ..." messages into positioned
+// errors that speak of YAML rather than Go types.
 func fromYAMLError(file string, err error) Errors {
 	var msgs []string
 	var te *yaml.TypeError
@@ -227,8 +242,67 @@ func fromYAMLError(file string, err error) Errors {
 		if sub := lineRE.FindStringSubmatch(m); sub != nil {
 			e.Line, _ = strconv.Atoi(sub[1])
 			e.Msg = sub[2]
+			if parserErrRE.MatchString(e.Msg) {
+				e.Line++
+			}
 		}
+		e.Msg = readableUnmarshal(e.Msg)
 		out = append(out, e)
 	}
 	return out
+}
+
+// wantName says what a Go type is in YAML terms.
+func wantName(goType string) string {
+	switch {
+	case goType == "time.Duration":
+		return "a duration (e.g. 10s)"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
+		return "a whole number"
+	case goType == "bool":
+		return "true or false"
+	case goType == "string":
+		return "a string"
+	}
+	return "a mapping (key: value)"
+}
+
+var kindNames = map[string]string{
+	"!!str": "a string", "!!int": "a number", "!!float": "a number", "!!bool": "a boolean",
+	"!!seq": "a list", "!!map": "a mapping", "!!null": "nothing", "!!timestamp": "a timestamp",
+}
+
+// readableUnmarshal rewrites "cannot unmarshal !!str `5x` into time.Duration"
+// as what a person editing the file needs to know.
+func readableUnmarshal(msg string) string {
+	sub := unmarshalRE.FindStringSubmatch(msg)
+	if sub == nil {
+		return msg
+	}
+	kind, value, goType := sub[1], strconv.Quote(sub[2]), sub[3]
+	found := kindNames[kind]
+	if found == "" {
+		found = kind
+	}
+	switch {
+	case sub[2] == "" && kind != "!!str":
+		return fmt.Sprintf("want %s, found %s", wantName(goType), found)
+	case goType == "time.Duration" && kind == "!!int":
+		return fmt.Sprintf("%s is not a duration: give a unit, e.g. %ss", value, sub[2])
+	case goType == "time.Duration":
+		return fmt.Sprintf("%s is not a duration (e.g. 500ms, 10s, 1m30s)", value)
+	case strings.HasPrefix(goType, "[]"):
+		return fmt.Sprintf("want a list, found %s %s", found, value)
+	case strings.HasPrefix(goType, "map["), strings.Contains(goType, ".") && !strings.Contains(goType, "time."):
+		return fmt.Sprintf("want a mapping (key: value), found %s", found)
+	case goType == "bool":
+		return fmt.Sprintf("%s is not true or false", value)
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
+		return fmt.Sprintf("%s is not a whole number in range", value)
+	case goType == "string":
+		return fmt.Sprintf("want a string, found %s", found)
+	}
+	return msg
 }
