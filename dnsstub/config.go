@@ -1,6 +1,8 @@
-// Package dnsstub answers the wildcard zones production-orch-<orch>.<domain>
-// with the private endpoint's addresses. Only its configuration exists so
-// far; the server is the DNS stub issue's work.
+// Package dnsstub is the DNS server for the private endpoint: authoritative
+// for production-orch-<orch>.<domain> of every served orch, it answers every
+// name under those zones (the wildcard) with the endpoint's addresses, the
+// apex with SOA and NS, and refuses or forwards everything else. It also
+// serves the _acme-challenge TXT records the certificate solver places.
 package dnsstub
 
 // Config is the dns: section of ingress.yaml.
@@ -9,6 +11,6 @@ type Config struct {
 	AnswerIPv4 []string `yaml:"answer_ipv4"`
 	AnswerIPv6 []string `yaml:"answer_ipv6"`
 	TTL        uint32   `yaml:"ttl"`
-	KnownOnly  bool     `yaml:"known_only"`
-	Forward    []string `yaml:"forward"`
+	KnownOnly  bool     `yaml:"known_only"` // NXDOMAIN for dbids absent from the routing table
+	Forward    []string `yaml:"forward"`    // upstream resolvers (ip:port) for names outside the zones
 }

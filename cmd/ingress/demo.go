@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 
+	"github.com/neo4j/private-ingress/dnsstub"
 	"github.com/neo4j/private-ingress/ingress"
 	"github.com/neo4j/private-ingress/internal/config"
 	"github.com/neo4j/private-ingress/internal/demo"
@@ -38,21 +39,25 @@ func runDemo(ctx context.Context, dir string, ports demo.Ports, stdout, stderr i
 		return err
 	}
 	defer logger.Sync()
-	return runIngress(ctx, cfg, logger, func(srv *ingress.Server, admin *ingress.Admin) {
-		printDemo(stdout, dir, certs.CA, srv, admin)
+	return runIngress(ctx, cfg, logger, func(srv *ingress.Server, dns *dnsstub.Server, admin *ingress.Admin) {
+		printDemo(stdout, dir, certs.CA, srv, dns, admin)
 	})
 }
 
-func printDemo(w io.Writer, dir, ca string, srv *ingress.Server, admin *ingress.Admin) {
+func printDemo(w io.Writer, dir, ca string, srv *ingress.Server, dns *dnsstub.Server, admin *ingress.Admin) {
 	port := func(service string) string {
 		_, p, _ := net.SplitHostPort(srv.Addr(service).String())
 		return p
 	}
 	host := demo.DBIDs()[0] + ".production-orch-" + demo.Orch + ".neo4j.io"
 	other := demo.DBIDs()[1] + ".production-orch-" + demo.Orch + ".neo4j.io"
+	dnsHost, dnsPort, _ := net.SplitHostPort(dns.Addr())
 	fmt.Fprintf(w, `
 The ingress demo is running (Ctrl-C stops it). Config, routes and a dev CA are in %[1]s/.
 Databases: %[2]s and %[3]s (fake instances on loopback).
+
+  # The DNS stub answers every name in the zone with the endpoint address:
+  dig @%[10]s -p %[11]s %[2]s +short
 
   # HTTPS through the ingress (--resolve stands in for DNS):
   curl --cacert %[4]s --resolve %[2]s:%[5]s:127.0.0.1 https://%[2]s:%[5]s/
@@ -71,5 +76,5 @@ Databases: %[2]s and %[3]s (fake instances on loopback).
   curl -s http://%[9]s/metrics | grep ^ingress_connections_total
   curl -s http://%[9]s/readyz
 
-`, dir, host, other, ca, port("https"), port("http"), port("bolt"), port("arrow"), admin.Addr())
+`, dir, host, other, ca, port("https"), port("http"), port("bolt"), port("arrow"), admin.Addr(), dnsHost, dnsPort)
 }

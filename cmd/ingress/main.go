@@ -23,7 +23,8 @@ const usage = `usage: ingress <command> [flags]
 
 commands:
   demo [-dir ./demo]           run on an embedded default: dev CA, fake instances, loopback ports
-  serve -config ingress.yaml   run the ingress
+  serve -config ingress.yaml   run the ingress (and the DNS stub when dns.address is set)
+  dns -config ingress.yaml     run only the DNS stub
   check -config ingress.yaml   validate config, routes and certificates; exit 1 on errors
   version                      print the version
 `
@@ -43,7 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "ingress.yaml", "path to ingress.yaml")
 	demoDir := fs.String("dir", "demo", "demo: where to write the dev CA, certificate and config")
 	switch cmd {
-	case "serve", "check", "demo":
+	case "serve", "check", "demo", "dns":
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "ingress %s\n", version)
 		return 0
@@ -67,9 +68,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	var err error
-	if cmd == "demo" {
+	switch cmd {
+	case "demo":
 		err = runDemo(ctx, *demoDir, demo.DefaultPorts(), stdout, stderr)
-	} else {
+	case "dns":
+		err = runDNS(ctx, *configPath, stderr)
+	default:
 		err = serve(ctx, *configPath, stderr)
 	}
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/neo4j/private-ingress/dnsstub"
 	"github.com/neo4j/private-ingress/ingress"
 	"github.com/neo4j/private-ingress/internal/config"
 	"github.com/neo4j/private-ingress/routing"
@@ -39,7 +40,7 @@ func serve(ctx context.Context, path string, stderr io.Writer) error {
 }
 
 // started, if set, is called once the ingress accepts connections.
-type startedFunc func(srv *ingress.Server, admin *ingress.Admin)
+type startedFunc func(srv *ingress.Server, dns *dnsstub.Server, admin *ingress.Admin)
 
 // runIngress wires routing, certificates, the data path and the admin
 // server together, handles SIGHUP, and drains when ctx ends.
@@ -89,9 +90,22 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 	if err := srv.Listen(ctx); err != nil {
 		return err
 	}
+	var dnsSrv *dnsstub.Server
+	if cfg.DNS.Address != "" {
+		dnsSrv = dnsstub.New(dnsstub.Options{
+			Config: cfg.DNS, Namespace: cfg.Namespace, Routes: &routes, Logger: logger.Named("dns"), Registry: reg,
+		})
+		if err := dnsSrv.Listen(ctx); err != nil {
+			srv.Shutdown(context.Background())
+			return err
+		}
+	}
 	admin, err := ingress.ListenAdmin(ctx, cfg.Admin.Address, ingress.AdminHandler(reg, srv.Ready))
 	if err != nil {
 		srv.Shutdown(context.Background())
+		if dnsSrv != nil {
+			dnsSrv.Shutdown(context.Background())
+		}
 		return err
 	}
 
@@ -118,17 +132,27 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 			logger.Error("admin server stopped", zap.Error(err))
 		}
 	})
+	if dnsSrv != nil {
+		wg.Go(func() {
+			if err := dnsSrv.Serve(); err != nil {
+				logger.Error("DNS server stopped", zap.Error(err))
+			}
+		})
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 	wg.Go(func() { reloadOnHUP(bg, cfg, watcher, certs, metrics, logger) })
 
 	fields := []zap.Field{zap.String("admin", admin.Addr().String()), zap.Int("instances", routes.Load().Len())}
+	if dnsSrv != nil {
+		fields = append(fields, zap.String("dns", dnsSrv.Addr()))
+	}
 	for _, l := range cfg.Ingress.Listeners {
 		fields = append(fields, zap.Stringer(l.Service, srv.Addr(l.Service)))
 	}
 	logger.Info("ingress started", fields...)
 	if started != nil {
-		started(srv, admin)
+		started(srv, dnsSrv, admin)
 	}
 
 	var result error
@@ -143,6 +167,9 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 		<-serveErr
 	case result = <-serveErr:
 		srv.Shutdown(context.Background())
+	}
+	if dnsSrv != nil {
+		dnsSrv.Shutdown(context.Background())
 	}
 	admin.Close()
 	cancelBG()

@@ -254,8 +254,9 @@ func (v *validator) build(raw *fileYAML) *Config {
 	if cfg.DNS.Address != "" {
 		if err := checkListenAddr(cfg.DNS.Address); err != nil {
 			v.Addf(v.at("dns", "address"), "dns address %q: %v", cfg.DNS.Address, err)
-		} else {
-			v.Addf(v.at("dns", "address"), "dns.address: the DNS stub is not built yet; leave it empty")
+		}
+		if len(cfg.DNS.AnswerIPv4)+len(cfg.DNS.AnswerIPv6) == 0 {
+			v.Addf(v.at("dns"), "dns: answer_ipv4 or answer_ipv6 must name the private endpoint's address")
 		}
 	}
 	for i, ip := range cfg.DNS.AnswerIPv4 {

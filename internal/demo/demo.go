@@ -100,14 +100,14 @@ func serveEcho(ln net.Listener, dbid string) {
 
 // Ports are the demo's listening addresses.
 type Ports struct {
-	HTTPS, Bolt, HTTP, Arrow, Admin string
+	HTTPS, Bolt, HTTP, Arrow, Admin, DNS string
 }
 
 // DefaultPorts returns the fixed demo ports of DESIGN.md, all on 127.0.0.1.
 func DefaultPorts() Ports {
 	return Ports{
 		HTTPS: "127.0.0.1:10443", Bolt: "127.0.0.1:17687", HTTP: "127.0.0.1:17474",
-		Arrow: "127.0.0.1:18491", Admin: "127.0.0.1:19090",
+		Arrow: "127.0.0.1:18491", Admin: "127.0.0.1:19090", DNS: "127.0.0.1:10053",
 	}
 }
 
@@ -135,8 +135,9 @@ tls:
 routes: {file: routes.yaml}
 timeouts: {handshake: 10s, idle: 0s, drain: 5s}
 admin: {address: %q}
+dns: {address: %q, answer_ipv4: ["127.0.0.1"], ttl: 5}
 log: {level: info, format: console}
-`, Orch, p.HTTPS, p.Bolt, p.HTTP, p.Arrow, filepath.Base(cert), filepath.Base(key), p.Admin)
+`, Orch, p.HTTPS, p.Bolt, p.HTTP, p.Arrow, filepath.Base(cert), filepath.Base(key), p.Admin, p.DNS)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("creating %s: %w", dir, err)
 	}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/neo4j/private-ingress/dnsstub"
+	"github.com/neo4j/private-ingress/ingress"
+	"github.com/neo4j/private-ingress/internal/config"
+	"github.com/neo4j/private-ingress/routing"
+)
+
+// runDNS runs the DNS stub alone, for deployments that keep it apart from
+// the ingress. With known_only it watches the routes file as serve does.
+func runDNS(ctx context.Context, path string, stderr io.Writer) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	if cfg.DNS.Address == "" {
+		return fmt.Errorf("%s: dns.address is empty: nothing to serve", path)
+	}
+	logger, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer logger.Sync()
+	reg := prometheus.NewRegistry()
+	var routes routing.Holder
+	bg, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if cfg.DNS.KnownOnly {
+		w := &routing.Watcher{Path: cfg.Routes.File, Namespace: cfg.Namespace, Holder: &routes,
+			OnReload: func(t *routing.Table, err error) {
+				if err != nil {
+					logger.Error("routes reload failed; keeping the last good table", zap.Error(err))
+				}
+			}}
+		if err := w.Reload(true); err != nil {
+			return err
+		}
+		go w.Run(bg)
+	}
+	srv := dnsstub.New(dnsstub.Options{Config: cfg.DNS, Namespace: cfg.Namespace, Routes: &routes, Logger: logger, Registry: reg})
+	if err := srv.Listen(ctx); err != nil {
+		return err
+	}
+	admin, err := ingress.ListenAdmin(ctx, cfg.Admin.Address, ingress.AdminHandler(reg, func() bool { return ctx.Err() == nil }))
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return err
+	}
+	go admin.Serve()
+	defer admin.Close()
+	logger.Info("dns stub started", zap.String("dns", srv.Addr()), zap.String("admin", admin.Addr().String()))
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	select {
+	case <-ctx.Done():
+		srv.Shutdown(context.Background())
+		<-done
+		return nil
+	case err := <-done:
+		return errors.Join(err, srv.Shutdown(context.Background()))
+	}
+}

@@ -1,0 +1,216 @@
+package dnsstub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/neo4j/private-ingress/routing"
+)
+
+// Options are the Server's dependencies.
+type Options struct {
+	Config    Config
+	Namespace routing.Namespace
+	Routes    *routing.Holder // for known_only; may be nil otherwise
+	Logger    *zap.Logger
+	Registry  prometheus.Registerer // nil: no metrics
+}
+
+// Server answers DNS over UDP and TCP on one address.
+type Server struct {
+	cfg     Config
+	zones   map[string]*zone // by lower-case FQDN
+	ipv4    []net.IP
+	ipv6    []net.IP
+	routes  *routing.Holder
+	acme    *TXTStore
+	logger  *zap.Logger
+	metrics *metrics
+	client  *dns.Client
+
+	udp, tcp *dns.Server
+	conn     net.PacketConn
+	ln       net.Listener
+}
+
+// forwardTimeout bounds one upstream exchange.
+const forwardTimeout = 2 * time.Second
+
+// udpReadBuffer absorbs bursts: the kernel default (~208 KiB) drops
+// queries under load before the server sees them.
+const udpReadBuffer = 4 << 20
+
+// New returns a Server for opts. It does not bind anything yet.
+func New(opts Options) *Server {
+	s := &Server{
+		cfg:     opts.Config,
+		zones:   map[string]*zone{},
+		ipv4:    parseIPs(opts.Config.AnswerIPv4, true),
+		ipv6:    parseIPs(opts.Config.AnswerIPv6, false),
+		routes:  opts.Routes,
+		acme:    &TXTStore{},
+		logger:  opts.Logger,
+		metrics: newMetrics(opts.Registry),
+		client:  &dns.Client{Timeout: forwardTimeout},
+	}
+	if s.logger == nil {
+		s.logger = zap.NewNop()
+	}
+	serial := uint32(time.Now().Unix())
+	for _, orch := range opts.Namespace.Orchestras {
+		z := newZone(orch, opts.Namespace.Domain, opts.Config.TTL, serial)
+		s.zones[z.name] = z
+	}
+	return s
+}
+
+// TXT returns the store of run-time TXT records (ACME DNS-01 challenges).
+func (s *Server) TXT() *TXTStore { return s.acme }
+
+// Listen binds UDP and TCP on the configured address; with port 0 both get
+// the same ephemeral port.
+func (s *Server) Listen(ctx context.Context) error {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, udpReadBuffer)
+		})
+		return errors.Join(err, serr)
+	}}
+	pc, err := lc.ListenPacket(ctx, "udp", s.cfg.Address)
+	if err != nil {
+		return fmt.Errorf("listen %s/udp (dns): %w", s.cfg.Address, err)
+	}
+	addr := pc.LocalAddr().String()
+	var tcpLC net.ListenConfig
+	ln, err := tcpLC.Listen(ctx, "tcp", addr)
+	if err != nil {
+		pc.Close()
+		return fmt.Errorf("listen %s/tcp (dns): %w", addr, err)
+	}
+	s.conn, s.ln = pc, ln
+	s.udp = &dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.MaxMsgSize}
+	s.tcp = &dns.Server{
+		Listener: ln, Handler: s,
+		// miekg/dns closes a TCP connection after 128 queries by default,
+		// losing queries already pipelined on it.
+		MaxTCPQueries: -1,
+		ReadTimeout:   5 * time.Second,
+		IdleTimeout:   func() time.Duration { return 10 * time.Second },
+	}
+	return nil
+}
+
+// Addr returns the bound address (UDP and TCP share it).
+func (s *Server) Addr() string { return s.conn.LocalAddr().String() }
+
+// Serve answers until Shutdown.
+func (s *Server) Serve() error {
+	var wg sync.WaitGroup
+	var udpErr, tcpErr error
+	wg.Go(func() { udpErr = s.udp.ActivateAndServe() })
+	wg.Go(func() { tcpErr = s.tcp.ActivateAndServe() })
+	wg.Wait()
+	return errors.Join(udpErr, tcpErr)
+}
+
+// Shutdown stops both servers.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return errors.Join(s.udp.ShutdownContext(ctx), s.tcp.ShutdownContext(ctx))
+}
+
+// ServeDNS answers one query: guard, EDNS version, answer or forward, then
+// fit the answer to the client's buffer.
+func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	start := time.Now()
+	var qtype uint16
+	if len(r.Question) > 0 {
+		qtype = r.Question[0].Qtype
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger.Error("panic answering a DNS query", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+			if s.metrics != nil {
+				s.metrics.panics.Inc()
+			}
+			m := new(dns.Msg)
+			m.SetRcode(r, dns.RcodeServerFailure)
+			w.WriteMsg(m)
+		}
+	}()
+
+	opt := r.IsEdns0()
+	var m *dns.Msg
+	switch {
+	case opt != nil && opt.Version() != 0:
+		m = new(dns.Msg)
+		m.SetReply(r)
+		m.Rcode = dns.RcodeBadVers // extended rcode: carried in the OPT record below
+	default:
+		m = s.answer(r)
+		if m.Rcode == dns.RcodeRefused && len(s.cfg.Forward) > 0 && len(r.Question) == 1 {
+			m = s.forward(r, w)
+		}
+	}
+
+	_, udp := w.RemoteAddr().(*net.UDPAddr)
+	size := dns.MinMsgSize
+	if opt != nil {
+		if m.IsEdns0() == nil {
+			m.SetEdns0(max(opt.UDPSize(), dns.MinMsgSize), false)
+		}
+		size = int(max(opt.UDPSize(), dns.MinMsgSize))
+	}
+	if udp {
+		m.Truncate(size) // sets TC when records had to go: the client retries over TCP
+	} else {
+		m.Truncate(dns.MaxMsgSize)
+	}
+	if err := w.WriteMsg(m); err != nil {
+		s.logger.Debug("writing DNS answer", zap.Error(err))
+	}
+	if s.metrics != nil {
+		s.metrics.queries.WithLabelValues(qtypeLabel(qtype), rcodeLabel(m.Rcode)).Inc()
+		s.metrics.duration.Observe(time.Since(start).Seconds())
+	}
+}
+
+// forward asks the upstream resolvers in turn, over the transport the
+// query came on. SERVFAIL when none answers.
+func (s *Server) forward(r *dns.Msg, w dns.ResponseWriter) *dns.Msg {
+	network := "udp"
+	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
+		network = "tcp"
+	}
+	c := *s.client
+	c.Net = network
+	q := r.Copy()
+	var lastErr error
+	for _, up := range s.cfg.Forward {
+		ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
+		resp, _, err := c.ExchangeContext(ctx, q, up)
+		cancel()
+		if err == nil && resp != nil {
+			resp.Id = r.Id
+			return resp
+		}
+		lastErr = err
+	}
+	s.logger.Warn("forwarding failed", zap.String("name", r.Question[0].Name),
+		zap.Strings("upstreams", s.cfg.Forward), zap.Error(lastErr))
+	m := new(dns.Msg)
+	m.SetRcode(r, dns.RcodeServerFailure)
+	return m
+}
+
+var _ dns.Handler = (*Server)(nil)
