@@ -129,7 +129,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpsAddr, boltAddr, adminAddr := e2eFreeAddr(t), e2eFreeAddr(t), e2eFreeAddr(t)
+	httpsAddr, boltAddr, adminAddr, dnsAddr := e2eFreeAddr(t), e2eFreeAddr(t), e2eFreeAddr(t), e2eFreeAddr(t)
 	backendA, backendB, echo := e2eHTTPBackend(t, "a"), e2eHTTPBackend(t, "b"), e2eEchoBackend(t)
 
 	// The README's sample config with loopback addresses.
@@ -143,6 +143,7 @@ func TestServeEndToEnd(t *testing.T) {
 		`":7474"`, fmt.Sprintf("%q", e2eFreeAddr(t)),
 		`":8491"`, fmt.Sprintf("%q", e2eFreeAddr(t)),
 		`"127.0.0.1:9090"`, fmt.Sprintf("%q", adminAddr),
+		`":53"`, fmt.Sprintf("%q", dnsAddr),
 		`drain: 30s`, `drain: 10s`,
 	).Replace(string(example))
 	cfgPath := filepath.Join(dir, "ingress.yaml")
@@ -177,6 +178,15 @@ func TestServeEndToEnd(t *testing.T) {
 		return resp.StatusCode
 	}
 	eventually(t, "/readyz 200", func() bool { return readyz() == 200 })
+
+	// serve runs the DNS stub too: the wildcard answers the endpoint address.
+	if dig, err := exec.LookPath("dig"); err == nil {
+		host, p, _ := net.SplitHostPort(dnsAddr)
+		out, err := exec.Command(dig, "@"+host, "-p", p, "+short", "abcd1234.production-orch-0000.neo4j.io").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "10.10.10.10" {
+			t.Fatalf("dig through serve's DNS stub: %q, %v", out, err)
+		}
+	}
 
 	_, port, _ := net.SplitHostPort(httpsAddr)
 	curl := func(dbid string) (string, error) {

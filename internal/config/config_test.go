@@ -198,13 +198,18 @@ func TestParseFull(t *testing.T) {
 	})
 }
 
-// TestDesignExampleDNSAddress pins down the one line of DESIGN.md's example
-// that Parse refuses today: the DNS stub is not built, so dns.address must
-// stay empty.
+// TestDesignExampleDNSAddress: DESIGN.md's example, with its dns.address,
+// parses as written; a DNS section without answers is refused.
 func TestDesignExampleDNSAddress(t *testing.T) {
 	doc := strings.Replace(designExample, `dns: {address: ""`, `dns: {address: ":53"`, 1)
-	_, err := Parse("ingress.yaml", []byte(doc))
-	want := "ingress.yaml:19: dns.address: the DNS stub is not built yet; leave it empty"
+	cfg, err := Parse("ingress.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "DNS.Address", cfg.DNS.Address, ":53")
+	doc = strings.Replace(doc, `answer_ipv4: ["10.10.10.10"]`, `answer_ipv4: []`, 1)
+	_, err = Parse("ingress.yaml", []byte(doc))
+	want := "ingress.yaml:19: dns: answer_ipv4 or answer_ipv6 must name the private endpoint's address"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %s", err, want)
 	}
