@@ -1,6 +1,8 @@
 package dnsstub
 
 import (
+	"time"
+
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -33,6 +35,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	reg.MustRegister(m.queries, m.duration, m.panics)
 	return m
+}
+
+// observe counts one answered query.
+func (m *metrics) observe(qtype uint16, rcode int, start time.Time) {
+	if m == nil {
+		return
+	}
+	m.queries.WithLabelValues(qtypeLabel(qtype), rcodeLabel(rcode)).Inc()
+	m.duration.Observe(time.Since(start).Seconds())
 }
 
 // qtypeLabel keeps the qtype label to a small fixed set: a client choosing

@@ -38,9 +38,9 @@ type Server struct {
 	metrics *metrics
 	client  *dns.Client
 
-	udp, tcp *dns.Server
-	conn     net.PacketConn
-	ln       net.Listener
+	tcp  *dns.Server
+	conn *net.UDPConn
+	ln   net.Listener
 }
 
 // forwardTimeout bounds one upstream exchange.
@@ -98,8 +98,7 @@ func (s *Server) Listen(ctx context.Context) error {
 		pc.Close()
 		return fmt.Errorf("listen %s/tcp (dns): %w", addr, err)
 	}
-	s.conn, s.ln = pc, ln
-	s.udp = &dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.MaxMsgSize}
+	s.conn, s.ln = pc.(*net.UDPConn), ln
 	s.tcp = &dns.Server{
 		Listener: ln, Handler: s,
 		// miekg/dns closes a TCP connection after 128 queries by default,
@@ -118,7 +117,7 @@ func (s *Server) Addr() string { return s.conn.LocalAddr().String() }
 func (s *Server) Serve() error {
 	var wg sync.WaitGroup
 	var udpErr, tcpErr error
-	wg.Go(func() { udpErr = s.udp.ActivateAndServe() })
+	wg.Go(func() { udpErr = s.serveUDP(s.conn) })
 	wg.Go(func() { tcpErr = s.tcp.ActivateAndServe() })
 	wg.Wait()
 	return errors.Join(udpErr, tcpErr)
@@ -126,12 +125,21 @@ func (s *Server) Serve() error {
 
 // Shutdown stops both servers.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return errors.Join(s.udp.ShutdownContext(ctx), s.tcp.ShutdownContext(ctx))
+	return errors.Join(s.conn.Close(), s.tcp.ShutdownContext(ctx))
 }
 
-// ServeDNS answers one query: guard, EDNS version, answer or forward, then
-// fit the answer to the client's buffer.
+// ServeDNS answers one query that miekg/dns read (TCP, and UDP in tests).
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	_, udp := w.RemoteAddr().(*net.UDPAddr)
+	m := s.respond(r, udp)
+	if err := w.WriteMsg(m); err != nil {
+		s.logger.Debug("writing DNS answer", zap.Error(err))
+	}
+}
+
+// respond is the life of one query: guard, EDNS version, answer or forward,
+// then fit the answer to the client's buffer. It never returns nil.
+func (s *Server) respond(r *dns.Msg, udp bool) (m *dns.Msg) {
 	start := time.Now()
 	var qtype uint16
 	if len(r.Question) > 0 {
@@ -143,14 +151,13 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			if s.metrics != nil {
 				s.metrics.panics.Inc()
 			}
-			m := new(dns.Msg)
+			m = new(dns.Msg)
 			m.SetRcode(r, dns.RcodeServerFailure)
-			w.WriteMsg(m)
 		}
+		s.metrics.observe(qtype, m.Rcode, start)
 	}()
 
 	opt := r.IsEdns0()
-	var m *dns.Msg
 	switch {
 	case opt != nil && opt.Version() != 0:
 		m = new(dns.Msg)
@@ -159,38 +166,59 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	default:
 		m = s.answer(r)
 		if m.Rcode == dns.RcodeRefused && len(s.cfg.Forward) > 0 && len(r.Question) == 1 {
-			m = s.forward(r, w)
+			m = s.forward(r, udp)
 		}
 	}
-
-	_, udp := w.RemoteAddr().(*net.UDPAddr)
 	size := dns.MinMsgSize
 	if opt != nil {
+		size = int(min(max(opt.UDPSize(), dns.MinMsgSize), maxUDPSize))
 		if m.IsEdns0() == nil {
-			m.SetEdns0(max(opt.UDPSize(), dns.MinMsgSize), false)
+			m.SetEdns0(uint16(size), false)
 		}
-		size = int(max(opt.UDPSize(), dns.MinMsgSize))
 	}
-	if udp {
+	if !udp {
+		size = dns.MaxMsgSize
+	}
+	if !fits(m, size) {
 		m.Truncate(size) // sets TC when records had to go: the client retries over TCP
-	} else {
-		m.Truncate(dns.MaxMsgSize)
 	}
-	if err := w.WriteMsg(m); err != nil {
-		s.logger.Debug("writing DNS answer", zap.Error(err))
+	return m
+}
+
+// fits reports cheaply whether m surely packs within size bytes, so that the
+// common small answer skips Truncate's exact (and costly) length count.
+func fits(m *dns.Msg, size int) bool {
+	n := 12
+	for _, q := range m.Question {
+		n += len(q.Name) + 2 + 4
 	}
-	if s.metrics != nil {
-		s.metrics.queries.WithLabelValues(qtypeLabel(qtype), rcodeLabel(m.Rcode)).Inc()
-		s.metrics.duration.Observe(time.Since(start).Seconds())
+	for _, section := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range section {
+			h := rr.Header()
+			n += len(h.Name) + 2 + 10
+			switch rr := rr.(type) {
+			case *dns.A:
+				n += 4
+			case *dns.AAAA:
+				n += 16
+			case *dns.OPT:
+				if len(rr.Option) > 0 {
+					n += len(rr.String())
+				}
+			default:
+				n += len(rr.String()) // rare types: a generous bound
+			}
+		}
 	}
+	return n <= size
 }
 
 // forward asks the upstream resolvers in turn, over the transport the
 // query came on. SERVFAIL when none answers.
-func (s *Server) forward(r *dns.Msg, w dns.ResponseWriter) *dns.Msg {
-	network := "udp"
-	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
-		network = "tcp"
+func (s *Server) forward(r *dns.Msg, udp bool) *dns.Msg {
+	network := "tcp"
+	if udp {
+		network = "udp"
 	}
 	c := *s.client
 	c.Net = network

@@ -6,21 +6,28 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// AdminHandler serves /metrics from gatherer, /healthz (the process is up)
-// and /readyz (200 while ready() is true, 503 while starting or draining, so
-// that a load balancer stops sending before connections are refused).
+// AdminHandler serves /metrics from gatherer, /healthz (the process is up),
+// /readyz (200 while ready() is true, 503 while starting or draining, so
+// that a load balancer stops sending before connections are refused), and
+// Go's profiler under /debug/pprof/ (the admin address is loopback by
+// default: expose it no further than metrics).
 func AdminHandler(gatherer prometheus.Gatherer, ready func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)

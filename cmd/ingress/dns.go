@@ -18,7 +18,7 @@ import (
 // runDNS runs the DNS stub alone, for deployments that keep it apart from
 // the ingress. With known_only it watches the routes file as serve does.
 func runDNS(ctx context.Context, path string, stderr io.Writer) error {
-	cfg, err := config.Load(path)
+	cfg, err := config.LoadDNSOnly(path)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ var allowed = map[string][]string{
 	"ingress":         {"routing", "tlsconfig"},
 	"routing":         {"internal/yamlutil"},
 	"dnsstub":         {"routing"},
-	"bench":           {"ingress", "routing", "tlsconfig", "internal/demo"},
+	"bench":           {"ingress", "routing", "tlsconfig", "dnsstub", "internal/demo"},
 }
 
 // forbidden lists outside imports a package must not use, with the reason.

@@ -84,15 +84,27 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
+// LoadDNSOnly is Load for `ingress dns`, which serves no TLS: the
+// certificates may be absent.
+func LoadDNSOnly(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return parse(path, data, true)
+}
+
 // Parse validates a config document read from path. Every problem found is
 // reported at once, as yamlutil.Errors.
-func Parse(path string, data []byte) (*Config, error) {
+func Parse(path string, data []byte) (*Config, error) { return parse(path, data, false) }
+
+func parse(path string, data []byte, dnsOnly bool) (*Config, error) {
 	var raw fileYAML
 	root, err := yamlutil.Decode(path, data, &raw)
 	if err != nil {
 		return nil, err
 	}
-	v := validator{List: yamlutil.List{File: path}, root: root, dir: filepath.Dir(path)}
+	v := validator{List: yamlutil.List{File: path}, root: root, dir: filepath.Dir(path), dnsOnly: dnsOnly}
 	cfg := v.build(&raw)
 	if err := v.Err(); err != nil {
 		return nil, err
@@ -103,8 +115,9 @@ func Parse(path string, data []byte) (*Config, error) {
 
 type validator struct {
 	yamlutil.List
-	root *yaml.Node
-	dir  string
+	root    *yaml.Node
+	dir     string
+	dnsOnly bool // validating for `ingress dns`: no TLS needed
 }
 
 // at points at a key path, or as close to it as the document goes.
@@ -190,7 +203,7 @@ func (v *validator) build(raw *fileYAML) *Config {
 	} else if acme.Email != "" || acme.CARoot != "" {
 		v.Addf(v.at("tls", "acme"), "tls.acme has settings but no directory; set directory or remove the section")
 	}
-	if len(cfg.TLS.Certificates) == 0 && !cfg.TLS.ACME.Enabled() {
+	if len(cfg.TLS.Certificates) == 0 && !cfg.TLS.ACME.Enabled() && !v.dnsOnly {
 		v.Addf(v.at("tls"), "tls.certificates: at least one certificate (cert and key PEM files) is needed")
 	}
 	for i := range cfg.TLS.Certificates {
