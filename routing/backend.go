@@ -44,29 +44,28 @@ func (p *Pool) Len() int { return len(p.backends) }
 
 // Order appends the pool's backends to dst in the order a dial should try
 // them: round-robin from a rotating start, with the ones cooling down moved
-// to the end (tried only when every other one failed). Passing a
-// stack-allocated dst keeps the connection path free of allocations.
+// to the end (tried only when every other one failed). Each backend's state
+// is read once, so a concurrent Fail or Succeed cannot drop or repeat one.
+// Passing a stack-allocated dst keeps the connection path free of
+// allocations; pools of more than 64 backends treat the rest as available.
 func (p *Pool) Order(now time.Time, dst []*Backend) []*Backend {
 	n := len(p.backends)
 	if n == 0 {
 		return dst
 	}
-	start := int(p.next.Add(1)-1) % n
-	var cooling int
+	start := int((p.next.Add(1) - 1) % uint32(n)) // unsigned: no negative index after wrap-around
+	var cooling uint64
 	for i := range n {
 		b := p.backends[(start+i)%n]
-		if b.Available(now) {
-			dst = append(dst, b)
-		} else {
-			cooling++
+		if i < 64 && !b.Available(now) {
+			cooling |= 1 << i
+			continue
 		}
+		dst = append(dst, b)
 	}
-	if cooling > 0 {
-		for i := range n {
-			b := p.backends[(start+i)%n]
-			if !b.Available(now) {
-				dst = append(dst, b)
-			}
+	for i := range min(n, 64) {
+		if cooling&(1<<i) != 0 {
+			dst = append(dst, p.backends[(start+i)%n])
 		}
 	}
 	return dst

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -92,6 +93,10 @@ func Parse(file string, data []byte, ns Namespace, prev *Table) (*Table, error) 
 				list.Addf(bnode, "service %s has an empty backend list", name)
 			}
 			for j, addr := range addrs {
+				if slices.Contains(addrs[:j], addr) {
+					list.Addf(yamlutil.Item(bnode, j), "backend %q is listed twice for %s", addr, name)
+					continue
+				}
 				if err := checkHostPort(addr); err != nil {
 					list.Addf(yamlutil.Item(bnode, j), "backend %q: %v", addr, err)
 					continue

@@ -26,13 +26,15 @@ type Watcher struct {
 	// Debounce groups the bursts of events one save produces. Zero means 100ms.
 	Debounce time.Duration
 
-	mu   sync.Mutex // serialises reloads
-	last []byte     // content of the table in the Holder
+	mu       sync.Mutex // serialises reloads
+	lastRead []byte     // content of the last file read, good or bad
+	lastErr  error      // what parsing lastRead gave
 }
 
-// Reload reads the file and publishes a new table. Unless force is set, an
-// unchanged file is left alone (an event on a neighbouring file in the same
-// directory, or a touch, does not rebuild the table).
+// Reload reads the file and publishes a new table. Unless force is set, a
+// file whose content did not change since the last read is left alone (an
+// event on a neighbouring file in the same directory, or a touch, neither
+// rebuilds the table nor repeats an error).
 func (w *Watcher) Reload(force bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -42,16 +44,20 @@ func (w *Watcher) Reload(force bool) error {
 		w.report(nil, err)
 		return err
 	}
-	if !force && w.last != nil && bytes.Equal(data, w.last) {
-		return nil
+	// The same bytes as last time give the same outcome: do not rebuild a
+	// good table, nor log and count a known error again on every unrelated
+	// event in the directory.
+	if !force && w.lastRead != nil && bytes.Equal(data, w.lastRead) {
+		return w.lastErr
 	}
+	w.lastRead = data
 	t, err := Parse(w.Path, data, w.Namespace, w.Holder.Load())
+	w.lastErr = err
 	if err != nil {
 		w.report(nil, err)
 		return err
 	}
 	w.Holder.Store(t)
-	w.last = data
 	w.report(t, nil)
 	return nil
 }
