@@ -3,14 +3,13 @@ package routing
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/neo4j/private-ingress/internal/fswatch"
 )
 
 // Watcher keeps a Holder in step with a routes file. A file that fails to
@@ -68,49 +67,15 @@ func (w *Watcher) report(t *Table, err error) {
 	}
 }
 
-// Run watches the file's directory until ctx is done. It watches the
-// directory rather than the file because editors and config managers
-// replace files by rename, which would orphan a watch on the old inode.
+// Run watches the file's directory until ctx is done (see fswatch for why
+// the directory).
 func (w *Watcher) Run(ctx context.Context) error {
-	fw, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watching routes: %w", err)
-	}
-	defer fw.Close()
-	dir := filepath.Dir(w.Path)
-	if err := fw.Add(dir); err != nil {
-		return fmt.Errorf("watching %s: %w", dir, err)
-	}
 	debounce := w.Debounce
 	if debounce <= 0 {
 		debounce = 100 * time.Millisecond
 	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-fw.Events:
-			if !ok {
-				return nil
-			}
-			if ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) {
-				continue
-			}
-			timer.Reset(debounce)
-		case err, ok := <-fw.Errors:
-			if !ok {
-				return nil
-			}
-			if errors.Is(err, fsnotify.ErrEventOverflow) {
-				timer.Reset(debounce)
-				continue
-			}
-			w.report(nil, fmt.Errorf("watching %s: %w", dir, err))
-		case <-timer.C:
-			_ = w.Reload(false) // reported through OnReload
-		}
-	}
+	dir := filepath.Dir(w.Path)
+	return fswatch.Dirs(ctx, []string{dir}, debounce,
+		func() { _ = w.Reload(false) }, // reported through OnReload
+		func(err error) { w.report(nil, fmt.Errorf("watching %s: %w", dir, err)) })
 }

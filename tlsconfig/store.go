@@ -13,8 +13,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
+
+	"github.com/neo4j/private-ingress/internal/fswatch"
 )
 
 // Store holds the certificates the ingress serves, in a certmagic cache of
@@ -171,55 +172,32 @@ func (s *Store) ServerConfig(alpn []string) *tls.Config {
 	return c
 }
 
-// Watch reloads the PEM files when they change, until ctx is done. It
-// watches their directories, since certificate writers (cert-manager,
-// editors) replace files by rename. onReload hears each attempt's outcome.
+// Watch reloads the PEM files when they change, until ctx is done.
+// onReload hears each attempt's outcome.
 func (s *Store) Watch(ctx context.Context, onReload func(error)) error {
 	s.mu.Lock()
-	dirs := map[string]bool{}
+	var dirs []string
 	for _, f := range s.files {
-		dirs[filepath.Dir(f.Cert)] = true
-		dirs[filepath.Dir(f.Key)] = true
+		for _, d := range []string{filepath.Dir(f.Cert), filepath.Dir(f.Key)} {
+			if !slices.Contains(dirs, d) {
+				dirs = append(dirs, d)
+			}
+		}
 	}
 	s.mu.Unlock()
 	if len(dirs) == 0 {
 		<-ctx.Done()
 		return nil
 	}
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watching certificates: %w", err)
-	}
-	defer w.Close()
-	for d := range dirs {
-		if err := w.Add(d); err != nil {
-			return fmt.Errorf("watching %s: %w", d, err)
+	// A cert and its key are written one after the other: wait for both.
+	return fswatch.Dirs(ctx, dirs, 250*time.Millisecond, func() {
+		err := s.Reload(ctx)
+		if onReload != nil {
+			onReload(err)
 		}
-	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			if ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) {
-				continue
-			}
-			// A cert and its key are usually written one after the other;
-			// wait for both before reloading.
-			timer.Reset(250 * time.Millisecond)
-		case <-w.Errors:
-			timer.Reset(250 * time.Millisecond)
-		case <-timer.C:
-			err := s.Reload(ctx)
-			if onReload != nil {
-				onReload(err)
-			}
+	}, func(err error) {
+		if onReload != nil {
+			onReload(fmt.Errorf("watching certificates: %w", err))
 		}
-	}
+	})
 }

@@ -46,7 +46,8 @@ var allowed = map[string][]string{
 	"cmd/ingress":     {"ingress", "routing", "tlsconfig", "dnsstub", "internal/config", "internal/demo"},
 	"internal/config": {"ingress", "routing", "tlsconfig", "dnsstub", "internal/yamlutil"},
 	"ingress":         {"routing", "tlsconfig"},
-	"routing":         {"internal/yamlutil"},
+	"routing":         {"internal/yamlutil", "internal/fswatch"},
+	"tlsconfig":       {"internal/fswatch"},
 	"dnsstub":         {"routing"},
 	"bench":           {"ingress", "routing", "tlsconfig", "dnsstub", "internal/demo"},
 }
