@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime/debug"
 	"time"
 
+	"github.com/pires/go-proxyproto"
 	"go.uber.org/zap"
 
 	"github.com/neo4j/private-ingress/routing"
@@ -23,21 +25,32 @@ type clientConn struct {
 	tcp  *net.TCPConn // for CloseWrite; nil if the listener hides it
 	read int64        // bytes read from the wire, to tell a bare connect from a failed hello
 
-	endpoint string // private endpoint id; empty for public traffic
-	table    *routing.Table
-	instance *routing.Instance
-	refusal  result // set when the handshake refused the name
-	sni      string
+	endpoint      string             // private endpoint id; empty for public traffic
+	proxyHeader   *proxyproto.Header // the load balancer's header, if any
+	lbHealthCheck bool               // a PROXY LOCAL connection: the load balancer's probe
+	table         *routing.Table
+	instance      *routing.Instance
+	refusal       result // set when the handshake refused the name
+	sni           string
 }
 
 func newClientConn(c net.Conn) *clientConn {
 	tcp, _ := c.(*net.TCPConn)
-	return &clientConn{Conn: c, tcp: tcp}
+	cc := &clientConn{tcp: tcp}
+	cc.Conn = countingConn{Conn: c, n: &cc.read}
+	return cc
 }
 
-func (c *clientConn) Read(p []byte) (int, error) {
+// countingConn counts the bytes read from the wire, beneath any PROXY
+// header parser, so that "sent nothing" can be told from "sent garbage".
+type countingConn struct {
+	net.Conn
+	n *int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	c.read += int64(n)
+	*c.n += int64(n)
 	return n, err
 }
 
@@ -82,11 +95,21 @@ func (l *listener) serve(c *clientConn) {
 		s.metrics.active[l.svc].Inc()
 	}
 
-	// TLS handshake, bounded by the handshake timeout. The routing decision
-	// is taken inside it (decide); a refused name ends it with an alert
-	// before any backend is dialled.
-	tc := tls.Server(c, l.handshake)
+	// PROXY header, then the TLS handshake, both bounded by the handshake
+	// timeout. The header says who the client is and which private endpoint
+	// it came through; only trusted load balancers may send one.
 	c.SetDeadline(rec.start.Add(s.cfg.Timeouts.Handshake))
+	if err := s.inboundPP.readProxyHeader(c); err != nil {
+		rec.result, rec.err = resultProxyProtocolError, err
+		if c.read == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			rec.result = resultHandshakeError // sent nothing at all
+		}
+		return
+	}
+
+	// The routing decision is taken inside the handshake (decide); a
+	// refused name ends it with an alert before any backend is dialled.
+	tc := tls.Server(c, l.handshake)
 	if err := tc.Handshake(); err != nil {
 		rec.result, rec.err = c.refusal, err
 		if reason := refusalReasons[c.refusal]; reason != "" {
@@ -94,7 +117,8 @@ func (l *listener) serve(c *clientConn) {
 		}
 		if rec.result == resultNone {
 			rec.result = resultHandshakeError
-			rec.expected = c.read == 0 && errors.Is(err, io.EOF) // nc -vz: connect, then close
+			// nc -vz, or a load balancer's probe: connect, then close.
+			rec.expected = errors.Is(err, io.EOF) && (c.read == 0 || c.lbHealthCheck && c.sni == "")
 		}
 		return
 	}
@@ -107,8 +131,16 @@ func (l *listener) serve(c *clientConn) {
 
 	// Backend: the first of the instance's backends for this service that
 	// answers, in balanced order.
+	var header []byte
+	if s.cfg.Backend.ProxyProtocol {
+		var err error
+		if header, err = backendProxyHeader(c); err != nil {
+			rec.result, rec.err = resultBackendUnavailable, err
+			return
+		}
+	}
 	ctx, cancel := context.WithCancel(s.hardStop)
-	backend, addr, err := s.dialBackend(ctx, c.instance, l.svc)
+	backend, addr, err := s.dialBackend(ctx, c.instance, l.svc, header)
 	cancel()
 	rec.backend = addr
 	if err != nil {
@@ -165,7 +197,7 @@ const maxTries = 8
 
 // dialBackend connects to one of inst's backends for svc. A failed dial
 // marks the backend for a cooldown and tries the next.
-func (s *Server) dialBackend(ctx context.Context, inst *routing.Instance, svc routing.Service) (net.Conn, string, error) {
+func (s *Server) dialBackend(ctx context.Context, inst *routing.Instance, svc routing.Service, header []byte) (net.Conn, string, error) {
 	pool := inst.Pool(svc)
 	if pool.Len() == 0 {
 		return nil, "", errNoBackends
@@ -177,7 +209,7 @@ func (s *Server) dialBackend(ctx context.Context, inst *routing.Instance, svc ro
 		if i == maxTries {
 			break
 		}
-		conn, err := s.dialOne(ctx, b.Addr)
+		conn, err := s.dialOne(ctx, b.Addr, header)
 		if err == nil {
 			b.Succeed()
 			return conn, b.Addr, nil
@@ -191,11 +223,19 @@ func (s *Server) dialBackend(ctx context.Context, inst *routing.Instance, svc ro
 	return nil, order[0].Addr, errors.Join(errs...)
 }
 
-func (s *Server) dialOne(ctx context.Context, addr string) (net.Conn, error) {
+// dialOne connects to one backend: TCP, then the PROXY header if there is
+// one, then TLS if the backend leg is TLS.
+func (s *Server) dialOne(ctx context.Context, addr string, header []byte) (net.Conn, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Backend.DialTimeout)
 	defer cancel()
 	conn, err := s.dial(ctx, "tcp", addr)
+	if err == nil && header != nil {
+		if _, err = conn.Write(header); err != nil {
+			conn.Close()
+			err = fmt.Errorf("sending PROXY header: %w", err)
+		}
+	}
 	if err == nil && s.backendTLS != nil {
 		conn, err = s.backendHandshake(ctx, conn, addr)
 	}

@@ -37,6 +37,7 @@ type Server struct {
 	dial    DialFunc
 
 	backendTLS *tls.Config // nil when the backend leg is plain TCP
+	inboundPP  proxyPolicy // inbound PROXY protocol
 
 	listeners []*listener
 	accepting sync.WaitGroup // accept loops, so that no admit races the drain
@@ -85,6 +86,10 @@ func New(cfg Config, opts Options) (*Server, error) {
 	}
 	if s.logger == nil {
 		s.logger = zap.NewNop()
+	}
+	var err error
+	if s.inboundPP, err = newProxyPolicy(cfg.ProxyProtocol); err != nil {
+		return nil, err
 	}
 	if s.dial == nil {
 		d := &net.Dialer{}

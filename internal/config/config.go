@@ -185,7 +185,9 @@ func (v *validator) build(raw *fileYAML) *Config {
 	switch pp.Mode {
 	case "off":
 	case "optional", "required":
-		v.Addf(v.at("proxy_protocol", "mode"), "proxy_protocol.mode %q is not supported yet; only off is (see the README)", pp.Mode)
+		if len(pp.TrustedCIDRs) == 0 {
+			v.Addf(v.at("proxy_protocol"), "proxy_protocol.mode %s needs trusted_cidrs: the load balancers' addresses, the only sources whose headers are believed", pp.Mode)
+		}
 	default:
 		v.Addf(v.at("proxy_protocol", "mode"), "proxy_protocol.mode %q must be off, optional or required", pp.Mode)
 	}
@@ -225,9 +227,6 @@ func (v *validator) build(raw *fileYAML) *Config {
 	// Backend leg.
 	b := raw.Backend
 	v.duration(&b.DialTimeout, DefaultDialTimeout, false, "backend", "dial_timeout")
-	if b.ProxyProtocol {
-		v.Addf(v.at("backend", "proxy_protocol"), "backend.proxy_protocol is not supported yet")
-	}
 	if b.TLS.CA != "" {
 		b.TLS.CA = v.path(b.TLS.CA)
 		if !b.TLS.Enabled {

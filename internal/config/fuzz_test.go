@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,7 +70,8 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("no certificates")
 		case cfg.Routes.File == "":
 			t.Fatal("no routes file")
-		case cfg.Ingress.ProxyProtocol.Mode != "off":
+		case !slices.Contains([]string{"off", "optional", "required"}, cfg.Ingress.ProxyProtocol.Mode),
+			cfg.Ingress.ProxyProtocol.Mode != "off" && len(cfg.Ingress.ProxyProtocol.TrustedCIDRs) == 0:
 			t.Fatalf("proxy_protocol.mode = %q", cfg.Ingress.ProxyProtocol.Mode)
 		case cfg.Ingress.Timeouts.Handshake <= 0 || cfg.Ingress.Timeouts.Idle < 0 || cfg.Ingress.Timeouts.Drain < 0:
 			t.Fatalf("timeouts = %+v", cfg.Ingress.Timeouts)
