@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/neo4j/private-ingress/ingress"
+	"github.com/neo4j/private-ingress/routing"
 )
 
 // ppBackend greets with the client address and endpoint TLVs of the PROXY
@@ -272,4 +273,32 @@ func TestSlowProxyHeaderIsBoundedByTheHandshakeTimeout(t *testing.T) {
 		t.Errorf("closed after %v, want about the handshake timeout", d)
 	}
 	e.waitCount("bolt", "proxy_protocol_error", 1)
+}
+
+func TestTurningPublicOffAppliesAtTheNextReload(t *testing.T) {
+	backend := ppBackend(t, "b")
+	routes := fmt.Sprintf(privateRoutes, backend)
+	e := startEnv(t, routes, withProxy("optional", "127.0.0.0/8"))
+	open, r, err := e.dialVia("bolt", fqdn("public01"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	r.ReadString('\n')
+
+	table, err := routing.Parse("routes.yaml", []byte(strings.Replace(routes,
+		"{dbid: public01, orch: \"0000\", public: true", "{dbid: public01, orch: \"0000\", public: false", 1)), ns, e.routes.Load())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.routes.Store(table)
+
+	if c, _, err := e.dialVia("bolt", fqdn("public01"), nil); err == nil {
+		c.Close()
+		t.Fatal("public traffic still reaches the instance after public was turned off")
+	}
+	fmt.Fprintf(open, "still here\n")
+	if line, err := r.ReadString('\n'); err != nil || line != "still here\n" {
+		t.Fatalf("the open connection after the reload: %q, %v", line, err)
+	}
 }
