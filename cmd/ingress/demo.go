@@ -13,11 +13,21 @@ import (
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
 
+// demoOptions say where the demo writes and listens.
+type demoOptions struct {
+	Dir            string
+	Ports          demo.Ports
+	Stdout, Stderr io.Writer
+	// Ready, if set, hears the bound addresses once everything listens:
+	// the services' names, "dns", "admin", and "ca" (the CA file).
+	Ready func(addrs map[string]string)
+}
+
 // runDemo runs the ingress on an embedded default: a dev CA and wildcard
-// RSA leaf in dir, fake instances on loopback, and the config files that
+// RSA leaf in Dir, fake instances on loopback, and the config files that
 // route to them, then prints commands that work when pasted.
-func runDemo(ctx context.Context, dir string, ports demo.Ports, stdout, stderr io.Writer) error {
-	certs, err := tlsconfig.WriteDevCerts(dir, []string{"*." + "production-orch-" + demo.Orch + ".neo4j.io"})
+func runDemo(ctx context.Context, o demoOptions) error {
+	certs, err := tlsconfig.WriteDevCerts(o.Dir, []string{"*." + "production-orch-" + demo.Orch + ".neo4j.io"})
 	if err != nil {
 		return fmt.Errorf("demo certificates: %w", err)
 	}
@@ -26,7 +36,7 @@ func runDemo(ctx context.Context, dir string, ports demo.Ports, stdout, stderr i
 		return err
 	}
 	defer instances.Close()
-	path, err := demo.WriteConfig(dir, ports, instances, certs.Cert, certs.Key)
+	path, err := demo.WriteConfig(o.Dir, o.Ports, instances, certs.Cert, certs.Key)
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
@@ -34,13 +44,21 @@ func runDemo(ctx context.Context, dir string, ports demo.Ports, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.Log, stderr)
+	logger, err := newLogger(cfg.Log, o.Stderr)
 	if err != nil {
 		return err
 	}
 	defer logger.Sync()
 	return runIngress(ctx, cfg, logger, func(srv *ingress.Server, dns *dnsstub.Server, admin *ingress.Admin) {
-		printDemo(stdout, dir, certs.CA, srv, dns, admin)
+		addrs := map[string]string{"dns": dns.Addr(), "admin": admin.Addr().String(), "ca": certs.CA}
+		for _, l := range cfg.Ingress.Listeners {
+			addrs[l.Service] = srv.Addr(l.Service).String()
+		}
+		instances.Advertise(addrs["bolt"])
+		printDemo(o.Stdout, o.Dir, certs.CA, srv, dns, admin)
+		if o.Ready != nil {
+			o.Ready(addrs)
+		}
 	})
 }
 

@@ -22,7 +22,9 @@ var version = "dev"
 const usage = `usage: ingress <command> [flags]
 
 commands:
-  demo [-dir ./demo]           run on an embedded default: dev CA, fake instances, loopback ports
+  demo [-dir ./demo] [-real-ports]
+                               run on an embedded default: dev CA, fake instances, loopback ports
+                               (-real-ports: 443, 7687, 7474, 8491, DNS on 53, admin on 9090; needs root)
   serve -config ingress.yaml   run the ingress (and the DNS stub when dns.address is set)
   dns -config ingress.yaml     run only the DNS stub
   check -config ingress.yaml   validate config, routes and certificates; exit 1 on errors
@@ -43,6 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "ingress.yaml", "path to ingress.yaml")
 	demoDir := fs.String("dir", "demo", "demo: where to write the dev CA, certificate and config")
+	realPorts := fs.Bool("real-ports", false, "demo: listen on the production ports (443, 7687, 7474, 8491, DNS 53) of all addresses")
 	switch cmd {
 	case "serve", "check", "demo", "dns":
 	case "version", "-version", "--version":
@@ -70,7 +73,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "demo":
-		err = runDemo(ctx, *demoDir, demo.DefaultPorts(), stdout, stderr)
+		ports := demo.DefaultPorts()
+		if *realPorts {
+			ports = demo.RealPorts()
+		}
+		err = runDemo(ctx, demoOptions{Dir: *demoDir, Ports: ports, Stdout: stdout, Stderr: stderr})
 	case "dns":
 		err = runDNS(ctx, *configPath, stderr)
 	default:

