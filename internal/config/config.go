@@ -162,7 +162,7 @@ func (v *validator) build(raw *fileYAML) *Config {
 		}
 		if err := checkListenAddr(l.Address); err != nil {
 			v.Addf(yamlutil.Path(node, "address"), "listener address %q: %v", l.Address, err)
-		} else if first, dup := addrs[l.Address]; dup {
+		} else if first, dup := addrs[l.Address]; dup && !strings.HasSuffix(l.Address, ":0") {
 			v.Addf(yamlutil.Path(node, "address"), "listener address %q is already used by listener %d", l.Address, first+1)
 		} else {
 			addrs[l.Address] = i

@@ -23,50 +23,64 @@ const Orch = "0000"
 
 // Instance is one fake database instance and its backend addresses.
 type Instance struct {
-	DBID string
-	HTTP string // HTTP/1.1 and cleartext HTTP/2: discovery JSON naming the instance
-	Echo string // greets with the instance name, then echoes (bolt and arrow until their fakes exist)
+	DBID  string
+	HTTP  string // HTTP/1.1 and cleartext HTTP/2: discovery JSON naming the instance
+	Bolt  string // greets with the instance name, then echoes (until the Bolt fake lands)
+	Arrow string // Arrow Flight over cleartext HTTP/2 (gRPC)
 }
 
 // Instances are running fake instances.
 type Instances struct {
-	List []Instance
-	lns  []net.Listener
-	srvs []*http.Server
-	wg   sync.WaitGroup
+	List    []Instance
+	lns     []net.Listener
+	srvs    []*http.Server
+	flights []*FlightServer
+	wg      sync.WaitGroup
 }
 
 // Start runs a fake instance on 127.0.0.1 (ephemeral ports) for each dbid.
 func Start(dbids []string) (*Instances, error) {
 	in := &Instances{}
 	for _, id := range dbids {
-		httpLn, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		if err := in.start(id); err != nil {
 			in.Close()
 			return nil, fmt.Errorf("fake instance %s: %w", id, err)
 		}
-		echoLn, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			httpLn.Close()
-			in.Close()
-			return nil, fmt.Errorf("fake instance %s: %w", id, err)
-		}
-		srv := &http.Server{Handler: discovery(id), Protocols: new(http.Protocols)}
-		srv.Protocols.SetHTTP1(true)
-		srv.Protocols.SetUnencryptedHTTP2(true) // the ingress offers h2 and passes bytes through
-		in.srvs = append(in.srvs, srv)
-		in.lns = append(in.lns, echoLn)
-		in.wg.Go(func() { srv.Serve(httpLn) })
-		in.wg.Go(func() { serveEcho(echoLn, id) })
-		in.List = append(in.List, Instance{DBID: id, HTTP: httpLn.Addr().String(), Echo: echoLn.Addr().String()})
 	}
 	return in, nil
+}
+
+func (in *Instances) start(id string) error {
+	var lns [3]net.Listener
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		lns[i] = ln
+		in.lns = append(in.lns, ln)
+	}
+	httpLn, boltLn, arrowLn := lns[0], lns[1], lns[2]
+	srv := &http.Server{Handler: discovery(id), Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true) // the ingress offers h2 and passes bytes through
+	in.srvs = append(in.srvs, srv)
+	flight := NewFlight(id)
+	in.flights = append(in.flights, flight)
+	in.wg.Go(func() { srv.Serve(httpLn) })
+	in.wg.Go(func() { serveEcho(boltLn, id) })
+	in.wg.Go(func() { flight.Serve(arrowLn) })
+	in.List = append(in.List, Instance{DBID: id, HTTP: httpLn.Addr().String(), Bolt: boltLn.Addr().String(), Arrow: arrowLn.Addr().String()})
+	return nil
 }
 
 // Close stops every fake instance.
 func (in *Instances) Close() {
 	for _, s := range in.srvs {
 		s.Close()
+	}
+	for _, f := range in.flights {
+		f.Stop()
 	}
 	for _, l := range in.lns {
 		l.Close()
@@ -130,7 +144,7 @@ func WriteConfig(dir string, p Ports, in *Instances, cert, key string) (string, 
 	routes.WriteString("# Written by `ingress demo`: the fake instances' backends.\ninstances:\n")
 	for _, i := range in.List {
 		fmt.Fprintf(&routes, "  - dbid: %s\n    orch: %q\n    public: true\n    backends:\n", i.DBID, Orch)
-		fmt.Fprintf(&routes, "      https: [%q]\n      http: [%q]\n      bolt: [%q]\n      arrow: [%q]\n", i.HTTP, i.HTTP, i.Echo, i.Echo)
+		fmt.Fprintf(&routes, "      https: [%q]\n      http: [%q]\n      bolt: [%q]\n      arrow: [%q]\n", i.HTTP, i.HTTP, i.Bolt, i.Arrow)
 	}
 	cfg := fmt.Sprintf(`# Written by `+"`ingress demo`"+`.
 domain: neo4j.io
