@@ -84,11 +84,21 @@ Databases: %[2]s and %[3]s (fake instances on loopback).
   # A bare TCP connectivity check on each service:
   nc -vz 127.0.0.1 %[5]s; nc -vz 127.0.0.1 %[7]s; nc -vz 127.0.0.1 %[6]s; nc -vz 127.0.0.1 %[8]s
 
-  # The TLS handshake on the bolt port (fake instance greets, then echoes):
-  openssl s_client -quiet -connect 127.0.0.1:%[7]s -servername %[2]s -CAfile %[4]s
+  # The TLS handshake on the bolt port: protocol, suite, certificate check:
+  openssl s_client -brief -connect 127.0.0.1:%[7]s -servername %[2]s -CAfile %[4]s </dev/null
 
   # An unknown database is refused in the handshake (alert: unrecognized name):
   curl --cacert %[4]s --resolve nosuchdb.production-orch-0000.neo4j.io:%[5]s:127.0.0.1 https://nosuchdb.production-orch-0000.neo4j.io:%[5]s/
+
+  # A Neo4j driver (neo4j+s://, it follows the routing table back through the
+  # ingress): trust the dev CA and make the names resolve to 127.0.0.1, through
+  # a resolver pointed at the stub above, or /etc/hosts:
+  #   echo "127.0.0.1 %[2]s %[3]s" | sudo tee -a /etc/hosts
+  #   Go:         SSL_CERT_FILE=%[4]s, neo4j.NewDriverWithContext("neo4j+s://%[2]s:%[7]s", ...)
+  #   JavaScript: NODE_EXTRA_CA_CERTS=%[4]s, neo4j.driver("neo4j+s://%[2]s:%[7]s", ...)
+  # The fake instances answer RETURN with literals, $parameters and instance(),
+  # which names the instance that answered: RETURN instance() AS instance.
+  # Arrow Flight (gRPC over TLS, ALPN h2): 127.0.0.1:%[8]s, server name %[2]s.
 
   # Metrics, health and readiness:
   curl -s http://%[9]s/metrics | grep ^ingress_connections_total

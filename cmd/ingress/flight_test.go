@@ -20,7 +20,7 @@ import (
 // service: TLS with ALPN h2 (grpc-go refuses a connection without it), the
 // name routed by SNI, the data read back from the instance behind it.
 func TestArrowFlightThroughTheIngress(t *testing.T) {
-	addrs := startDemo(t)
+	addrs, _ := startDemo(t)
 	caPEM, err := os.ReadFile(addrs["ca"])
 	if err != nil {
 		t.Fatal(err)

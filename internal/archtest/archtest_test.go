@@ -49,6 +49,7 @@ var allowed = map[string][]string{
 	"routing":         {"internal/yamlutil", "internal/fswatch"},
 	"tlsconfig":       {"internal/fswatch"},
 	"dnsstub":         {"routing"},
+	"internal/demo":   {"internal/bolt"},
 	"bench":           {"ingress", "routing", "tlsconfig", "dnsstub", "internal/demo"},
 }
 

@@ -6,7 +6,6 @@ package demo
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -25,7 +24,7 @@ const Orch = "0000"
 type Instance struct {
 	DBID  string
 	HTTP  string // HTTP/1.1 and cleartext HTTP/2: discovery JSON naming the instance
-	Bolt  string // greets with the instance name, then echoes (until the Bolt fake lands)
+	Bolt  string // Bolt for the official drivers (see BoltServer)
 	Arrow string // Arrow Flight over cleartext HTTP/2 (gRPC)
 }
 
@@ -35,6 +34,7 @@ type Instances struct {
 	lns     []net.Listener
 	srvs    []*http.Server
 	flights []*FlightServer
+	bolts   []*BoltServer
 	wg      sync.WaitGroup
 }
 
@@ -68,7 +68,9 @@ func (in *Instances) start(id string) error {
 	flight := NewFlight(id)
 	in.flights = append(in.flights, flight)
 	in.wg.Go(func() { srv.Serve(httpLn) })
-	in.wg.Go(func() { serveEcho(boltLn, id) })
+	bolt := NewBolt(id)
+	in.bolts = append(in.bolts, bolt)
+	in.wg.Go(func() { bolt.Serve(boltLn) })
 	in.wg.Go(func() { flight.Serve(arrowLn) })
 	in.List = append(in.List, Instance{DBID: id, HTTP: httpLn.Addr().String(), Bolt: boltLn.Addr().String(), Arrow: arrowLn.Addr().String()})
 	return nil
@@ -98,20 +100,6 @@ func discovery(dbid string) http.Handler {
 	})
 }
 
-func serveEcho(ln net.Listener, dbid string) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			fmt.Fprintf(c, "hello from %s\n", dbid)
-			io.Copy(c, c)
-		}()
-	}
-}
-
 // Ports are the demo's listening addresses.
 type Ports struct {
 	HTTPS, Bolt, HTTP, Arrow, Admin, DNS string
@@ -132,8 +120,17 @@ func RealPorts() Ports {
 }
 
 // Advertise tells the instances the address drivers should use for Bolt
-// (the ingress's bolt listener), for their routing tables.
-func (in *Instances) Advertise(boltAddr string) {}
+// (the ingress's bolt listener): their routing tables name their own FQDN
+// on its port.
+func (in *Instances) Advertise(boltAddr string) {
+	_, port, err := net.SplitHostPort(boltAddr)
+	if err != nil {
+		return
+	}
+	for _, b := range in.bolts {
+		b.Advertise(port)
+	}
+}
 
 // WriteConfig writes dir/ingress.yaml and dir/routes.yaml for the running
 // instances, using the certificate files cert and key, and returns the

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/neo4j/private-ingress/internal/demo"
+)
+
+// startDemo runs `ingress demo` in-process on ephemeral loopback ports and
+// returns its addresses and what it printed.
+func startDemo(t *testing.T) (addrs map[string]string, printed string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan map[string]string, 1)
+	done := make(chan error, 1)
+	any := "127.0.0.1:0"
+	var out, logs lockedBuffer
+	go func() {
+		done <- runDemo(ctx, demoOptions{
+			Dir:    t.TempDir(),
+			Ports:  demo.Ports{HTTPS: any, Bolt: any, HTTP: any, Arrow: any, Admin: any, DNS: any},
+			Stdout: &out, Stderr: &logs,
+			Ready: func(a map[string]string) { ready <- a },
+		})
+	}()
+	stopped := false
+	t.Cleanup(func() {
+		cancel()
+		if !stopped {
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("demo log:\n%s", logs.String())
+		}
+	})
+	select {
+	case a := <-ready:
+		return a, out.String()
+	case err := <-done:
+		stopped = true
+		t.Fatalf("demo stopped: %v\n%s", err, logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("demo did not start")
+	}
+	return nil, ""
+}
+
+// TestDemoPrintedCommandsWork pastes every command `ingress demo` prints
+// into a shell, as a newcomer would, and checks what each one shows.
+func TestDemoPrintedCommandsWork(t *testing.T) {
+	for _, tool := range []string{"bash", "dig", "curl", "nc", "openssl", "grep"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed; .ci/run must install it", tool)
+			}
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	_, printed := startDemo(t)
+	// What each command must show, by a word that only it contains; the
+	// unknown database's curl is the one that must fail.
+	want := []struct{ marker, shows string }{
+		{"dig ", "127.0.0.1"},
+		{"https://" + demo.FQDN(demo.DBIDs()[0]), `"instance":"abcd1234"`},
+		{"https://" + demo.FQDN(demo.DBIDs()[1]), `"instance":"ef567890"`},
+		{"nc -vz", "succeeded"},
+		{"openssl s_client", "Verification: OK"},
+		{"nosuchdb", "unrecognized name"},
+		{"/metrics", "ingress_connections_total"},
+		{"/readyz", "ready"},
+	}
+	ran := 0
+	for _, line := range strings.Split(printed, "\n") {
+		cmdline := strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "  ") || cmdline == "" || strings.HasPrefix(cmdline, "#") {
+			continue
+		}
+		ran++
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := exec.CommandContext(ctx, "bash", "-c", cmdline).CombinedOutput()
+		cancel()
+		matched := false
+		for _, w := range want {
+			if !strings.Contains(cmdline, w.marker) {
+				continue
+			}
+			matched = true
+			mustFail := w.marker == "nosuchdb"
+			if (err != nil) != mustFail || !strings.Contains(string(out), w.shows) {
+				t.Errorf("%s\nexit: %v (want failure: %v), want output with %q:\n%s", cmdline, err, mustFail, w.shows, out)
+			}
+			if w.marker == "nc -vz" && strings.Count(string(out), "succeeded") != 4 {
+				t.Errorf("%s: want four connections to succeed:\n%s", cmdline, out)
+			}
+			break
+		}
+		if !matched {
+			t.Errorf("the demo prints a command the test does not know: %s", cmdline)
+		}
+	}
+	if ran < len(want) {
+		t.Errorf("ran %d printed commands, want at least %d:\n%s", ran, len(want), printed)
+	}
+}
