@@ -87,16 +87,28 @@ func (s *Server) Listen(ctx context.Context) error {
 		})
 		return errors.Join(err, serr)
 	}}
-	pc, err := lc.ListenPacket(ctx, "udp", s.cfg.Address)
-	if err != nil {
-		return fmt.Errorf("listen %s/udp (dns): %w", s.cfg.Address, err)
+	// An ephemeral UDP port may be taken for TCP: then try another one.
+	_, port, _ := net.SplitHostPort(s.cfg.Address)
+	tries := 1
+	if port == "0" {
+		tries = 16
 	}
-	addr := pc.LocalAddr().String()
-	var tcpLC net.ListenConfig
-	ln, err := tcpLC.Listen(ctx, "tcp", addr)
-	if err != nil {
+	var pc net.PacketConn
+	var ln net.Listener
+	for try := 1; ; try++ {
+		var err error
+		if pc, err = lc.ListenPacket(ctx, "udp", s.cfg.Address); err != nil {
+			return fmt.Errorf("listen %s/udp (dns): %w", s.cfg.Address, err)
+		}
+		addr := pc.LocalAddr().String()
+		var tcpLC net.ListenConfig
+		if ln, err = tcpLC.Listen(ctx, "tcp", addr); err == nil {
+			break
+		}
 		pc.Close()
-		return fmt.Errorf("listen %s/tcp (dns): %w", addr, err)
+		if try == tries {
+			return fmt.Errorf("listen %s/tcp (dns): %w", addr, err)
+		}
 	}
 	s.conn, s.ln = pc.(*net.UDPConn), ln
 	s.tcp = &dns.Server{
