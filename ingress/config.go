@@ -70,6 +70,8 @@ type Config struct {
 	Backend       BackendConfig
 	Timeouts      Timeouts
 	Limits        Limits
+	// Refusals is RefusalsExplain (also when empty) or RefusalsAlert.
+	Refusals string
 	// BackendCooldown is how long a backend whose dial failed is tried last.
 	// Not in ingress.yaml; zero means 10s.
 	BackendCooldown time.Duration

@@ -31,6 +31,7 @@ type clientConn struct {
 	table         *routing.Table
 	instance      *routing.Instance
 	refusal       result // set when the handshake refused the name
+	explain       bool   // the refusal completes the handshake and is explained
 	sni           string
 }
 
@@ -122,12 +123,21 @@ func (l *listener) serve(c *clientConn) {
 		}
 		return
 	}
-	c.SetDeadline(time.Time{})
 	state := tc.ConnectionState()
 	rec.version, rec.alpn = state.Version, state.NegotiatedProtocol
 	if s.metrics != nil {
 		s.metrics.handshake[l.svc].Observe(time.Since(rec.start).Seconds())
 	}
+
+	// A refused name under a served zone, with refusals explained: the
+	// client hears why in its own protocol, within the handshake deadline,
+	// and nothing is dialled.
+	if c.explain {
+		rec.result, rec.err = c.refusal, errors.New(refusalReasons[c.refusal])
+		l.explain(tc, c)
+		return
+	}
+	c.SetDeadline(time.Time{})
 
 	// Backend: the first of the instance's backends for this service that
 	// answers, in balanced order.
@@ -162,6 +172,9 @@ func (l *listener) serve(c *clientConn) {
 // handshake; returning l.refused makes Go end the handshake with an
 // unrecognized_name alert. Errors would all reach the client as
 // internal_error, so the reason goes to the log and the metrics instead.
+// A refusal that can be explained (the name is well formed and a
+// certificate covers it) completes the handshake instead, when the
+// configuration says so.
 func (l *listener) decide(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	c, ok := hello.Conn.(*clientConn)
 	if !ok {
@@ -170,23 +183,39 @@ func (l *listener) decide(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	c.sni = hello.ServerName
 	c.table = l.srv.routes.Load()
 	inst, res := c.table.Lookup(hello.ServerName)
+	explainable := false
 	switch res {
 	case routing.NoName:
 		c.refusal = resultNoSNI
 	case routing.UnknownHost:
 		c.refusal = resultUnknownHost
+	case routing.OtherOrch:
+		// Usually no certificate covers another orch, and an alert is all
+		// we can send; an ingress holding one can say more.
+		c.refusal = resultUnknownHost
+		explainable = l.explains && l.hasCertificate(hello)
 	case routing.UnknownDBID:
-		c.refusal = resultUnknownDBID
+		c.refusal, explainable = resultUnknownDBID, l.explains
 	case routing.Found:
 		if !inst.Allows(c.endpoint) {
-			c.refusal = resultDenied
+			c.refusal, explainable = resultDenied, l.explains
 		}
 	}
 	if c.refusal != resultNone {
+		if explainable {
+			c.explain = true
+			return l.accepted, nil
+		}
 		return l.refused, nil
 	}
 	c.instance = inst
 	return l.accepted, nil
+}
+
+// hasCertificate reports whether the service's certificates cover hello.
+func (l *listener) hasCertificate(hello *tls.ClientHelloInfo) bool {
+	cert, err := l.accepted.GetCertificate(hello)
+	return err == nil && cert != nil
 }
 
 // errNoBackends is returned when an instance has no backend for a service.

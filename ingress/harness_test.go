@@ -91,13 +91,26 @@ type env struct {
 	stopped bool
 }
 
-type envOption func(*ingress.Config)
+// envSetup is what options may change before the ingress starts.
+type envSetup struct {
+	ingress.Config
+	certNames []string // the dev leaf's names
+}
+
+type envOption func(*envSetup)
+
+// withAlerts ends refusals with a TLS alert instead of explaining them.
+func withAlerts(s *envSetup) { s.Refusals = ingress.RefusalsAlert }
 
 // startEnv runs an ingress on 127.0.0.1:0 for every service, with routesYAML.
 func startEnv(t *testing.T, routesYAML string, opts ...envOption) *env {
 	t.Helper()
+	setup := envSetup{certNames: []string{"*.production-orch-0000.neo4j.io"}}
+	for _, o := range opts {
+		o(&setup)
+	}
 	dir := t.TempDir()
-	files, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"})
+	files, err := tlsconfig.WriteDevCerts(dir, setup.certNames)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,9 +144,11 @@ func startEnv(t *testing.T, routesYAML string, opts ...envOption) *env {
 		Limits:   ingress.Limits{MaxConnections: 1000},
 		Backend:  ingress.BackendConfig{DialTimeout: 2 * time.Second},
 	}
+	setup.Config = cfg
 	for _, o := range opts {
-		o(&cfg)
+		o(&setup)
 	}
+	cfg = setup.Config
 	srv, err := ingress.New(cfg, ingress.Options{
 		Routes: &holder, Certs: certs, Logger: logger, Metrics: ingress.NewMetrics(reg),
 	})

@@ -15,7 +15,6 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
-	"github.com/neo4j/private-ingress/ingress"
 	"github.com/neo4j/private-ingress/routing"
 )
 
@@ -67,7 +66,7 @@ func TestEachDBIDReachesItsOwnBackend(t *testing.T) {
 
 func TestRefusedInTheHandshakeWithoutDialling(t *testing.T) {
 	a, b := startBackend(t, "a"), startBackend(t, "b")
-	e := startEnv(t, twoInstances(a, b))
+	e := startEnv(t, twoInstances(a, b), withAlerts)
 	for _, tc := range []struct {
 		name, sni, result string
 	}{
@@ -262,7 +261,7 @@ instances:
 
 func TestReloadDoesNotCutOpenConnections(t *testing.T) {
 	a, b := startBackend(t, "a"), startBackend(t, "b")
-	e := startEnv(t, twoInstances(a, b))
+	e := startEnv(t, twoInstances(a, b), withAlerts)
 	c, r, _ := e.mustGreet("bolt", fqdn("abcd1234"))
 	defer c.Close()
 
@@ -342,7 +341,7 @@ func TestDrainTimeoutClosesWhatIsLeft(t *testing.T) {
 
 func TestMaxConnections(t *testing.T) {
 	a := startBackend(t, "a")
-	e := startEnv(t, twoInstances(a, a), func(c *ingress.Config) { c.Limits.MaxConnections = 1 })
+	e := startEnv(t, twoInstances(a, a), func(c *envSetup) { c.Limits.MaxConnections = 1 })
 	c, _, _ := e.mustGreet("bolt", fqdn("abcd1234"))
 	if _, err := e.dial("bolt", fqdn("abcd1234")); err == nil {
 		t.Fatal("second connection accepted over max_connections=1")
@@ -356,7 +355,7 @@ func TestMaxConnections(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	a := startBackend(t, "a")
-	e := startEnv(t, twoInstances(a, a), func(c *ingress.Config) { c.Timeouts.Idle = 300 * time.Millisecond })
+	e := startEnv(t, twoInstances(a, a), func(c *envSetup) { c.Timeouts.Idle = 300 * time.Millisecond })
 	c, r, _ := e.mustGreet("bolt", fqdn("abcd1234"))
 	defer c.Close()
 	// Traffic keeps it open past the timeout...

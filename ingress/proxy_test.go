@@ -117,7 +117,7 @@ instances:
 `
 
 func withProxy(mode string, trusted ...string) envOption {
-	return func(c *ingress.Config) {
+	return func(c *envSetup) {
 		c.ProxyProtocol = ingress.ProxyProtocolConfig{Mode: mode, TrustedCIDRs: trusted}
 		c.Backend.ProxyProtocol = true
 	}
@@ -125,7 +125,7 @@ func withProxy(mode string, trusted ...string) envOption {
 
 func TestPrivateEndpointAccess(t *testing.T) {
 	backend := ppBackend(t, "b")
-	e := startEnv(t, fmt.Sprintf(privateRoutes, backend), withProxy("optional", "127.0.0.0/8"))
+	e := startEnv(t, fmt.Sprintf(privateRoutes, backend), withProxy("optional", "127.0.0.0/8"), withAlerts)
 	for _, tc := range []struct {
 		name, dbid string
 		prefix     []byte
@@ -255,7 +255,7 @@ func TestProxyLocalCommand(t *testing.T) {
 }
 
 func TestSlowProxyHeaderIsBoundedByTheHandshakeTimeout(t *testing.T) {
-	e := startEnv(t, fmt.Sprintf(privateRoutes, closedAddr(t)), withProxy("required", "127.0.0.0/8"), func(c *ingress.Config) {
+	e := startEnv(t, fmt.Sprintf(privateRoutes, closedAddr(t)), withProxy("required", "127.0.0.0/8"), func(c *envSetup) {
 		c.Timeouts.Handshake = 300 * time.Millisecond
 	})
 	raw, err := net.Dial("tcp", e.addr("bolt"))
@@ -278,7 +278,7 @@ func TestSlowProxyHeaderIsBoundedByTheHandshakeTimeout(t *testing.T) {
 func TestTurningPublicOffAppliesAtTheNextReload(t *testing.T) {
 	backend := ppBackend(t, "b")
 	routes := fmt.Sprintf(privateRoutes, backend)
-	e := startEnv(t, routes, withProxy("optional", "127.0.0.0/8"))
+	e := startEnv(t, routes, withProxy("optional", "127.0.0.0/8"), withAlerts)
 	open, r, err := e.dialVia("bolt", fqdn("public01"), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,13 +180,17 @@ type listener struct {
 	svc routing.Service
 	ln  net.Listener
 
-	handshake *tls.Config // given to tls.Server: decides in GetConfigForClient
-	accepted  *tls.Config // the service's config: certificates and ALPN
-	refused   *tls.Config // no certificate at all: Go answers unrecognized_name
+	explains    bool         // refusals under served zones are explained, not alerted
+	explainHTTP *http.Server // the HTTP/2 server's settings for explanations: its errors go to the log at debug
+	handshake   *tls.Config  // given to tls.Server: decides in GetConfigForClient
+	accepted    *tls.Config  // the service's config: certificates and ALPN
+	refused     *tls.Config  // no certificate at all: Go answers unrecognized_name
 }
 
 func newListener(s *Server, lc ListenerConfig, certs CertSource) *listener {
-	l := &listener{srv: s, cfg: lc, svc: listenerService(lc)}
+	l := &listener{srv: s, cfg: lc, svc: listenerService(lc), explains: s.cfg.Refusals != RefusalsAlert}
+	errorLog, _ := zap.NewStdLogAt(s.logger.Named("explain"), zap.DebugLevel) // fails only for invalid levels
+	l.explainHTTP = &http.Server{ErrorLog: errorLog}
 	l.accepted = certs.ServerConfig(lc.ALPN)
 	l.refused = certs.ServerConfig(lc.ALPN)
 	// GetCertificate returning nil, nil with no Certificates makes crypto/tls

@@ -55,7 +55,7 @@ func TestCurlThroughHTTPS(t *testing.T) {
 	e := startEnv(t, fmt.Sprintf(`
 instances:
   - {dbid: abcd1234, orch: "0000", public: true, backends: {https: [%[1]q], http: [%[1]q]}}
-`, backend))
+`, backend), withAlerts)
 	host := fqdn("abcd1234")
 	for _, tc := range []struct {
 		service, flag, proto string

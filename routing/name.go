@@ -16,7 +16,7 @@ const maxName = 253
 // trailing dot. SplitName does not allocate.
 func SplitName(host, domain string) (dbid, orch string, ok bool) {
 	host = strings.TrimSuffix(host, ".")
-	if len(host) > maxName || len(host) <= len(domain)+1 {
+	if domain == "" || len(host) > maxName || len(host) <= len(domain)+1 {
 		return "", "", false
 	}
 	cut := len(host) - len(domain) - 1

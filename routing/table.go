@@ -34,7 +34,8 @@ type Result uint8
 const (
 	Found       Result = iota
 	NoName             // no server name was given
-	UnknownHost        // not <dbid>.production-orch-<orch>.<domain> for a served orch
+	UnknownHost        // not <dbid>.production-orch-<orch>.<domain>
+	OtherOrch          // well formed, but the orch is not served here
 	UnknownDBID        // well formed and served, but no such instance
 )
 
@@ -74,8 +75,11 @@ func (t *Table) Lookup(host string) (*Instance, Result) {
 		return nil, NoName
 	}
 	dbid, orch, ok := SplitName(host, t.ns.Domain)
-	if !ok || !t.serves(orch) {
+	if !ok {
 		return nil, UnknownHost
+	}
+	if !t.serves(orch) {
+		return nil, OtherOrch
 	}
 	var buf [maxKey]byte
 	key := appendLower(appendLower(buf[:0], dbid), ".")

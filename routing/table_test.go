@@ -66,7 +66,7 @@ func TestLookup(t *testing.T) {
 		{"second instance (upper case in routes)", "efgh5678.production-orch-0000.neo4j.io", Found, "efgh5678"},
 		{"second instance mixed case and trailing dot", "EfGh5678.Production-Orch-0000.Neo4j.IO.", Found, "efgh5678"},
 		{"no name", "", NoName, ""},
-		{"other orch", "abcd1234.production-orch-0001.neo4j.io", UnknownHost, ""},
+		{"other orch", "abcd1234.production-orch-0001.neo4j.io", OtherOrch, ""},
 		{"other domain", "abcd1234.production-orch-0000.neo4j.com", UnknownHost, ""},
 		{"domain suffix without dot", "abcd1234.production-orch-0000.evilneo4j.io", UnknownHost, ""},
 		{"garbage", "garbage", UnknownHost, ""},

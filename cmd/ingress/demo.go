@@ -67,8 +67,7 @@ func printDemo(w io.Writer, dir, ca string, srv *ingress.Server, dns *dnsstub.Se
 		_, p, _ := net.SplitHostPort(srv.Addr(service).String())
 		return p
 	}
-	host := demo.DBIDs()[0] + ".production-orch-" + demo.Orch + ".neo4j.io"
-	other := demo.DBIDs()[1] + ".production-orch-" + demo.Orch + ".neo4j.io"
+	host, other := demo.FQDN(demo.DBIDs()[0]), demo.FQDN(demo.DBIDs()[1])
 	dnsHost, dnsPort, _ := net.SplitHostPort(dns.Addr())
 	fmt.Fprintf(w, `
 The ingress demo is running (Ctrl-C stops it). Config, routes and a dev CA are in %[1]s/.
@@ -87,8 +86,11 @@ Databases: %[2]s and %[3]s (fake instances on loopback).
   # The TLS handshake on the bolt port: protocol, suite, certificate check:
   openssl s_client -brief -connect 127.0.0.1:%[7]s -servername %[2]s -CAfile %[4]s </dev/null
 
-  # An unknown database is refused in the handshake (alert: unrecognized name):
+  # Refusals are explained in the service's protocol (refusals: explain), and
+  # no backend is dialled: an unknown database (404), and a database that only
+  # its private endpoint may reach (403):
   curl --cacert %[4]s --resolve nosuchdb.production-orch-0000.neo4j.io:%[5]s:127.0.0.1 https://nosuchdb.production-orch-0000.neo4j.io:%[5]s/
+  curl --cacert %[4]s --resolve %[12]s:%[5]s:127.0.0.1 https://%[12]s:%[5]s/
 
   # A Neo4j driver (neo4j+s://, it follows the routing table back through the
   # ingress): trust the dev CA and make the names resolve to 127.0.0.1, through
@@ -104,5 +106,5 @@ Databases: %[2]s and %[3]s (fake instances on loopback).
   curl -s http://%[9]s/metrics | grep ^ingress_connections_total
   curl -s http://%[9]s/readyz
 
-`, dir, host, other, ca, port("https"), port("http"), port("bolt"), port("arrow"), admin.Addr(), dnsHost, dnsPort)
+`, dir, host, other, ca, port("https"), port("http"), port("bolt"), port("arrow"), admin.Addr(), dnsHost, dnsPort, demo.FQDN(demo.PrivateDBID))
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -102,14 +101,7 @@ func TestGoDriverThroughTheIngress(t *testing.T) {
 }
 
 func TestJSDriverThroughTheIngress(t *testing.T) {
-	node, err := exec.LookPath("node")
-	modules, _ := filepath.Abs("../../.cache/js/node_modules")
-	if _, statErr := os.Stat(filepath.Join(modules, "neo4j-driver")); err != nil || statErr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("node or neo4j-driver is missing; .ci/run installs them into .cache/js")
-		}
-		t.Skip("node or .cache/js/node_modules/neo4j-driver is missing (npm install --prefix .cache/js neo4j-driver@6)")
-	}
+	node, modules := needJSDriver(t)
 	addrs, _ := startDemo(t)
 	_, port, _ := net.SplitHostPort(addrs["bolt"])
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -198,8 +198,8 @@ func TestServeEndToEnd(t *testing.T) {
 	if out, err := curl("abcd1234"); err != nil || out != "instance a\n" {
 		t.Fatalf("curl abcd1234: %q, %v", out, err)
 	}
-	if out, err := curl("ef567890"); err == nil {
-		t.Fatalf("curl to a dbid not yet routed succeeded: %q", out)
+	if out, err := curl("ef567890"); err != nil || !strings.Contains(out, `"error":"database ef567890 not found`) {
+		t.Fatalf("curl to a dbid not yet routed: %q, %v; want the explained refusal", out, err)
 	}
 
 	// The watcher picks up a new routes file written by rename.
@@ -224,7 +224,10 @@ func TestServeEndToEnd(t *testing.T) {
 
 	// SIGHUP re-reads everything.
 	writeRoutes(t, routesPath, routesA)
-	eventually(t, "the good file back", func() bool { _, err := curl("ef567890"); return err != nil })
+	eventually(t, "the good file back", func() bool {
+		out, _ := curl("ef567890")
+		return strings.Contains(out, `"error":"database ef567890 not found`)
+	})
 	cmd.Process.Signal(syscall.SIGHUP)
 	eventually(t, "the SIGHUP reload", func() bool { return strings.Contains(logs.String(), "SIGHUP: reloading") })
 

@@ -126,6 +126,13 @@ func AppendMessage(b []byte, tag byte, fields ...any) []byte {
 	return append(b, 0, 0)
 }
 
+// Failure is the metadata of a FAILURE message. Drivers read the status
+// code from "code" before Bolt 5.7 and from "neo4j_code" since (the
+// JavaScript driver looks nowhere else), so it goes under both names.
+func Failure(code, message string) map[string]any {
+	return map[string]any{"code": code, "neo4j_code": code, "message": message}
+}
+
 // Message tags, requests then responses.
 const (
 	MsgHello     = 0x01

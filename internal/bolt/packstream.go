@@ -1,6 +1,7 @@
 // Package bolt speaks the server side of just enough of the Bolt protocol
-// for the demo's fake instances: the version handshake, chunked messages
-// and PackStream values. It is no database: it frames, encodes and decodes.
+// for the demo's fake instances and for the ingress's explained refusals:
+// the version handshake, chunked messages and PackStream values. It is no
+// database: it frames, encodes and decodes.
 package bolt
 
 import (

@@ -35,6 +35,7 @@ type fileYAML struct {
 	Backend       ingress.BackendConfig       `yaml:"backend"`
 	Timeouts      ingress.Timeouts            `yaml:"timeouts"`
 	Limits        ingress.Limits              `yaml:"limits"`
+	Refusals      string                      `yaml:"refusals"`
 	Admin         ingress.AdminConfig         `yaml:"admin"`
 	DNS           dnsstub.Config              `yaml:"dns"`
 	Log           LogConfig                   `yaml:"log"`
@@ -247,6 +248,15 @@ func (v *validator) build(raw *fileYAML) *Config {
 		cfg.Ingress.Limits.MaxConnections = DefaultMaxConnections
 	case raw.Limits.MaxConnections < 1:
 		v.Addf(v.at("limits", "max_connections"), "limits.max_connections must be at least 1")
+	}
+
+	// Refusals.
+	switch cfg.Ingress.Refusals = raw.Refusals; raw.Refusals {
+	case "":
+		cfg.Ingress.Refusals = ingress.RefusalsExplain
+	case ingress.RefusalsExplain, ingress.RefusalsAlert:
+	default:
+		v.Addf(v.at("refusals"), "refusals %q must be explain or alert", raw.Refusals)
 	}
 
 	// Admin.

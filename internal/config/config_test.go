@@ -116,6 +116,7 @@ func TestParseFull(t *testing.T) {
 		eq(t, "Backend", cfg.Ingress.Backend, ingress.BackendConfig{DialTimeout: 5 * time.Second})
 		eq(t, "Timeouts", cfg.Ingress.Timeouts, ingress.Timeouts{Handshake: 10 * time.Second, Drain: 30 * time.Second})
 		eq(t, "Limits.MaxConnections", cfg.Ingress.Limits.MaxConnections, 100000)
+		eq(t, "Refusals", cfg.Ingress.Refusals, ingress.RefusalsExplain)
 		eq(t, "Admin.Address", cfg.Admin.Address, "127.0.0.1:9090")
 		eq(t, "DNS.Address", cfg.DNS.Address, "")
 		eqSlice(t, "DNS.AnswerIPv4", cfg.DNS.AnswerIPv4, []string{"10.10.10.10"})
@@ -160,6 +161,7 @@ func TestParseFull(t *testing.T) {
 		})
 		eq(t, "Timeouts", cfg.Ingress.Timeouts, ingress.Timeouts{Handshake: 7 * time.Second, Idle: 5 * time.Minute, Drain: 90 * time.Second})
 		eq(t, "Limits.MaxConnections", cfg.Ingress.Limits.MaxConnections, 5000)
+		eq(t, "Refusals", cfg.Ingress.Refusals, ingress.RefusalsAlert)
 		eq(t, "Admin.Address", cfg.Admin.Address, "0.0.0.0:9191")
 		eqSlice(t, "DNS.AnswerIPv4", cfg.DNS.AnswerIPv4, []string{"10.10.10.10", "10.10.10.11"})
 		eqSlice(t, "DNS.AnswerIPv6", cfg.DNS.AnswerIPv6, []string{"fd00::10"})
@@ -297,6 +299,7 @@ var errorCases = []string{
 	"answer_ipv6_given_ipv4",
 	"forward_without_port",
 	"log_level_loud",
+	"refusals_unknown",
 	"yaml_syntax_error",
 	"several_errors",
 }

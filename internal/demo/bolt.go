@@ -131,7 +131,7 @@ func (s *session) success(meta map[string]any) { s.reply(bolt.MsgSuccess, meta) 
 
 func (s *session) fail(code, message string) {
 	s.failed, s.result, s.inTx = true, nil, false
-	s.reply(bolt.MsgFailure, map[string]any{"code": code, "message": message})
+	s.reply(bolt.MsgFailure, bolt.Failure(code, message))
 }
 
 func (s *session) handle(msg bolt.Struct) {

@@ -20,6 +20,14 @@ func DBIDs() []string { return []string{"abcd1234", "ef567890"} }
 // Orch is the demo's orchestra.
 const Orch = "0000"
 
+// PrivateDBID is a database the demo lists as reachable only through a
+// private endpoint. The demo has no load balancer to send one, so every
+// connection to it is refused: it shows what a refusal looks like.
+const PrivateDBID = "c0ffee01"
+
+// privateEndpoint is the one endpoint PrivateDBID allows.
+const privateEndpoint = "vpce-0demo000000000001"
+
 // Instance is one fake database instance and its backend addresses.
 type Instance struct {
 	DBID  string
@@ -141,6 +149,12 @@ func WriteConfig(dir string, p Ports, in *Instances, cert, key string) (string, 
 	routes.WriteString("# Written by `ingress demo`: the fake instances' backends.\ninstances:\n")
 	for _, i := range in.List {
 		fmt.Fprintf(&routes, "  - dbid: %s\n    orch: %q\n    public: true\n    backends:\n", i.DBID, Orch)
+		fmt.Fprintf(&routes, "      https: [%q]\n      http: [%q]\n      bolt: [%q]\n      arrow: [%q]\n", i.HTTP, i.HTTP, i.Bolt, i.Arrow)
+	}
+	if len(in.List) > 0 {
+		// Its backends are never dialled: only its endpoint may reach it.
+		i := in.List[0]
+		fmt.Fprintf(&routes, "  - dbid: %s\n    orch: %q\n    public: false\n    endpoints: [%q]\n    backends:\n", PrivateDBID, Orch, privateEndpoint)
 		fmt.Fprintf(&routes, "      https: [%q]\n      http: [%q]\n      bolt: [%q]\n      arrow: [%q]\n", i.HTTP, i.HTTP, i.Bolt, i.Arrow)
 	}
 	cfg := fmt.Sprintf(`# Written by `+"`ingress demo`"+`.

@@ -1,10 +1,15 @@
 // End-to-end check with the official JavaScript driver through the ingress:
-//   node driver.js <dns ip:port> <bolt port> <dbid>...
+//   node driver.js [--refused] <dns ip:port> <bolt port> <dbid>...
 // Names are resolved through the ingress's DNS stub (as the VPC resolver
-// would), the CA comes from NODE_EXTRA_CA_CERTS. Prints one JSON line per dbid.
+// would), the CA comes from NODE_EXTRA_CA_CERTS. Prints one JSON line per
+// dbid: what the queries returned or, with --refused, the error the driver
+// raised for a database the ingress refuses.
 'use strict';
 const dns = require('dns');
-const [, , dnsAddr, port, ...dbids] = process.argv;
+const args = process.argv.slice(2);
+const refusedMode = args[0] === '--refused';
+if (refusedMode) args.shift();
+const [dnsAddr, port, ...dbids] = args;
 
 const stub = new dns.Resolver();
 stub.setServers([dnsAddr]);
@@ -43,8 +48,20 @@ async function check(dbid) {
   }
 }
 
+async function refused(dbid) {
+  const driver = neo4j.driver(`neo4j+s://${dbid}.production-orch-0000.neo4j.io:${port}`, neo4j.auth.basic('neo4j', 'password'));
+  try {
+    await driver.executeQuery('RETURN 1');
+    return { dbid, code: 'none', message: 'the query succeeded' };
+  } catch (err) {
+    return { dbid, code: err.code, message: err.message };
+  } finally {
+    await driver.close();
+  }
+}
+
 (async () => {
-  for (const dbid of dbids) console.log(JSON.stringify(await check(dbid)));
+  for (const dbid of dbids) console.log(JSON.stringify(await (refusedMode ? refused(dbid) : check(dbid))));
 })().catch((err) => {
   console.error(err);
   process.exit(1);
