@@ -102,8 +102,11 @@ func (l *listener) serve(c *clientConn) {
 	c.SetDeadline(rec.start.Add(s.cfg.Timeouts.Handshake))
 	if err := s.inboundPP.readProxyHeader(c); err != nil {
 		rec.result, rec.err = resultProxyProtocolError, err
-		if c.read == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-			rec.result = resultHandshakeError // sent nothing at all
+		if c.read == 0 && !errors.Is(err, errUntrustedSource) {
+			// Sent nothing at all: a silent client, or a bare connect such
+			// as a load balancer's TCP health check, which is no error.
+			rec.result = resultHandshakeError
+			rec.expected = !errors.Is(err, os.ErrDeadlineExceeded)
 		}
 		return
 	}
@@ -197,6 +200,7 @@ func (l *listener) decide(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	case routing.UnknownDBID:
 		c.refusal, explainable = resultUnknownDBID, l.explains
 	case routing.Found:
+		c.instance = inst // named in the log line, allowed or not
 		if !inst.Allows(c.endpoint) {
 			c.refusal, explainable = resultDenied, l.explains
 		}
@@ -208,7 +212,6 @@ func (l *listener) decide(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		}
 		return l.refused, nil
 	}
-	c.instance = inst
 	return l.accepted, nil
 }
 
@@ -243,11 +246,11 @@ func (s *Server) dialBackend(ctx context.Context, inst *routing.Instance, svc ro
 			b.Succeed()
 			return conn, b.Addr, nil
 		}
-		b.Fail(time.Now(), s.cfg.BackendCooldown)
 		errs = append(errs, err)
 		if ctx.Err() != nil {
-			break
+			break // the drain ended: the backend is not to blame
 		}
+		b.Fail(time.Now(), s.cfg.BackendCooldown)
 	}
 	return nil, order[0].Addr, errors.Join(errs...)
 }

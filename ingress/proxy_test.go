@@ -12,14 +12,15 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+	"github.com/pires/go-proxyproto/tlvparse"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/neo4j/private-ingress/ingress"
 	"github.com/neo4j/private-ingress/routing"
 )
 
-// ppBackend greets with the client address and endpoint TLVs of the PROXY
-// header the ingress sent it, then echoes.
+// ppBackend greets with the client address and the endpoint id of the
+// PROXY header the ingress sent it, then echoes.
 func ppBackend(t *testing.T, name string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -42,7 +43,14 @@ func ppBackend(t *testing.T, name string) string {
 					return
 				}
 				tlvs, _ := h.TLVs()
-				fmt.Fprintf(pc, "hello %s from %s tlvs %d\n", name, h.SourceAddr, len(tlvs))
+				endpoint := tlvparse.FindAWSVPCEndpointID(tlvs)
+				if id, ok := tlvparse.FindAzurePrivateEndpointLinkID(tlvs); ok {
+					endpoint = fmt.Sprintf("azure:%d", id)
+				}
+				if id, ok := tlvparse.ExtractPSCConnectionID(tlvs); ok {
+					endpoint = fmt.Sprintf("psc:%d", id)
+				}
+				fmt.Fprintf(pc, "hello %s from %s endpoint %q\n", name, h.SourceAddr, endpoint)
 				io.Copy(pc, pc)
 			}()
 		}
@@ -130,18 +138,19 @@ func TestPrivateEndpointAccess(t *testing.T) {
 		name, dbid string
 		prefix     []byte
 		allowed    bool
+		endpoint   string // the id the backend must hear of
 	}{
-		{"AWS endpoint reaches its instance", "awsdb001", mustFormat(t, header(t, awsTLV("vpce-0a1b2c3d4e5f6a7b8"))), true},
-		{"Azure endpoint reaches its instance", "azuredb1", mustFormat(t, header(t, azureTLV(1234567))), true},
-		{"GCP endpoint reaches its instance", "gcpdb001", mustFormat(t, header(t, pscTLV(987654321))), true},
-		{"another instance's endpoint is denied", "awsdb001", mustFormat(t, header(t, azureTLV(1234567))), false},
-		{"an unknown endpoint is denied", "azuredb1", mustFormat(t, header(t, azureTLV(7))), false},
-		{"an endpoint is not let into a public instance it is not listed for", "public01", mustFormat(t, header(t, awsTLV("vpce-0a1b2c3d4e5f6a7b8"))), false},
-		{"public traffic (a header without endpoint) reaches a public instance", "public01", mustFormat(t, header(t)), true},
-		{"public traffic is denied a private instance", "awsdb001", mustFormat(t, header(t)), false},
-		{"no header at all is public traffic", "public01", nil, true},
-		{"no header is denied a private instance", "gcpdb001", nil, false},
-		{"PROXY v1 from a trusted balancer", "public01", []byte("PROXY TCP4 192.0.2.44 10.0.0.1 50123 7687\r\n"), true},
+		{"AWS endpoint reaches its instance", "awsdb001", mustFormat(t, header(t, awsTLV("vpce-0a1b2c3d4e5f6a7b8"))), true, "vpce-0a1b2c3d4e5f6a7b8"},
+		{"Azure endpoint reaches its instance", "azuredb1", mustFormat(t, header(t, azureTLV(1234567))), true, "azure:1234567"},
+		{"GCP endpoint reaches its instance", "gcpdb001", mustFormat(t, header(t, pscTLV(987654321))), true, "psc:987654321"},
+		{"another instance's endpoint is denied", "awsdb001", mustFormat(t, header(t, azureTLV(1234567))), false, ""},
+		{"an unknown endpoint is denied", "azuredb1", mustFormat(t, header(t, azureTLV(7))), false, ""},
+		{"an endpoint is not let into a public instance it is not listed for", "public01", mustFormat(t, header(t, awsTLV("vpce-0a1b2c3d4e5f6a7b8"))), false, ""},
+		{"public traffic (a header without endpoint) reaches a public instance", "public01", mustFormat(t, header(t)), true, ""},
+		{"public traffic is denied a private instance", "awsdb001", mustFormat(t, header(t)), false, ""},
+		{"no header at all is public traffic", "public01", nil, true, ""},
+		{"no header is denied a private instance", "gcpdb001", nil, false, ""},
+		{"PROXY v1 from a trusted balancer", "public01", []byte("PROXY TCP4 192.0.2.44 10.0.0.1 50123 7687\r\n"), true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := e.count("bolt", "denied")
@@ -171,18 +180,22 @@ func TestPrivateEndpointAccess(t *testing.T) {
 			if !strings.Contains(line, "from "+wantFrom) {
 				t.Errorf("backend greeting %q, want the client address %s", line, wantFrom)
 			}
+			if want := fmt.Sprintf("endpoint %q", tc.endpoint); !strings.Contains(line, want) {
+				t.Errorf("backend greeting %q, want the endpoint passed on: %s", line, want)
+			}
 		})
 	}
 	// The log names the endpoint and the real client of a denied connection.
 	var seen bool
 	for _, entry := range e.logs.FilterMessage("connection").All() {
 		m := entry.ContextMap()
-		if m["result"] == "denied" && m["endpoint"] == "azure:1234567" && strings.HasPrefix(m["client"].(string), "192.0.2.44:") {
+		if m["result"] == "denied" && m["endpoint"] == "azure:1234567" && m["dbid"] == "awsdb001" &&
+			strings.HasPrefix(m["client"].(string), "192.0.2.44:") {
 			seen = true
 		}
 	}
 	if !seen {
-		t.Error("no denied log line with the endpoint and the real client address")
+		t.Error("no denied log line with the dbid, the endpoint and the real client address")
 	}
 }
 
@@ -191,6 +204,7 @@ func TestProxyHeaderRefusals(t *testing.T) {
 	routes := fmt.Sprintf(privateRoutes, backend)
 	good := mustFormat(t, header(t, awsTLV("vpce-0a1b2c3d4e5f6a7b8")))
 	untrusted := startEnv(t, routes, withProxy("optional", "10.200.0.0/16"))
+	untrustedRequired := startEnv(t, routes, withProxy("required", "10.200.0.0/16"))
 	required := startEnv(t, routes, withProxy("required", "127.0.0.0/8"))
 	for _, tc := range []struct {
 		name   string
@@ -198,6 +212,8 @@ func TestProxyHeaderRefusals(t *testing.T) {
 		prefix []byte
 	}{
 		{"a header from an untrusted source", untrusted, good},
+		{"a header from an untrusted source, required mode", untrustedRequired, good},
+		{"no header from an untrusted source, required mode", untrustedRequired, nil},
 		{"required mode without a header", required, nil},
 		{"a truncated v2 header", required, good[:20]},
 		{"a v2 header whose length overruns", required, append(append([]byte{}, good[:14]...), 0xff, 0xff)},
@@ -241,6 +257,13 @@ func TestProxyLocalCommand(t *testing.T) {
 	raw.Write(local)
 	raw.Close()
 	e.waitCount("bolt", "handshake_error", 1)
+	// A TCP health check (connect, close, no header at all) is no error either.
+	raw, err = net.Dial("tcp", e.addr("bolt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	e.waitCount("bolt", "handshake_error", 2)
 	for _, entry := range e.logs.FilterMessage("connection").All() {
 		if entry.Level > zapcore.DebugLevel {
 			t.Errorf("a LOCAL health check was logged at %s: %v", entry.Level, entry.ContextMap())

@@ -133,7 +133,9 @@ func (s *Server) Addr(service string) net.Addr {
 // have succeeded.
 func (s *Server) Serve() error {
 	errs := make([]error, len(s.listeners))
-	s.ready.Store(true)
+	if !s.closing.Load() { // a Shutdown that came first stays in force
+		s.ready.Store(true)
+	}
 	for i, l := range s.listeners {
 		s.accepting.Go(func() { errs[i] = l.acceptLoop() })
 	}
@@ -235,7 +237,10 @@ func isTemporary(err error) bool {
 // admit enforces max_connections and starts the connection's goroutine.
 func (l *listener) admit(c net.Conn) {
 	s := l.srv
-	if max := s.cfg.Limits.MaxConnections; max > 0 && s.active.Load() >= int64(max) {
+	// Count first, then check: listeners accept concurrently, and a check
+	// before the count would let each of them take the last place.
+	if max := s.cfg.Limits.MaxConnections; s.active.Add(1) > int64(max) && max > 0 {
+		s.active.Add(-1)
 		c.Close()
 		if s.metrics != nil {
 			s.metrics.conns[l.svc][resultLimit].Inc()
@@ -244,7 +249,6 @@ func (l *listener) admit(c net.Conn) {
 			zap.String("client", c.RemoteAddr().String()))
 		return
 	}
-	s.active.Add(1)
 	s.conns.Add(1)
 	go l.serve(newClientConn(c))
 }

@@ -100,7 +100,10 @@ func TestOpenSSLCipherPolicy(t *testing.T) {
 		args []string
 		ok   bool
 	}{
-		{"TLS 1.3", []string{"-tls1_3"}, true},
+		{"TLS_AES_128_GCM_SHA256", []string{"-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"}, true},
+		{"TLS_AES_256_GCM_SHA384", []string{"-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384"}, true},
+		{"TLS_CHACHA20_POLY1305_SHA256", []string{"-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"}, true},
+		{"TLS_AES_128_CCM_SHA256", []string{"-tls1_3", "-ciphersuites", "TLS_AES_128_CCM_SHA256"}, false},
 		{"ECDHE-RSA-AES128-GCM-SHA256", []string{"-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"}, true},
 		{"ECDHE-RSA-AES256-GCM-SHA384", []string{"-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384"}, true},
 		{"ECDHE-RSA-CHACHA20-POLY1305", []string{"-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"}, true},
@@ -120,6 +123,11 @@ func TestOpenSSLCipherPolicy(t *testing.T) {
 			ok := err == nil && strings.Contains(string(out), "Verify return code: 0 (ok)")
 			if ok != tc.ok {
 				t.Fatalf("handshake ok=%v, want %v (%v)\n%s", ok, tc.ok, err, out)
+			}
+			// The suite asked for is the one negotiated (openssl names TLS
+			// 1.2 suites its own way, TLS 1.3 ones by their IANA names).
+			if ok && !strings.Contains(string(out), "Cipher is "+tc.name) {
+				t.Errorf("negotiated another suite than %s:\n%s", tc.name, out)
 			}
 		})
 	}

@@ -228,8 +228,28 @@ func TestServeEndToEnd(t *testing.T) {
 		out, _ := curl("ef567890")
 		return strings.Contains(out, `"error":"database ef567890 not found`)
 	})
+	// A setting only a restart applies is reported, and the reload counted.
+	os.WriteFile(cfgPath, []byte(strings.Replace(cfg, "max_connections: 100000", "max_connections: 5000", 1)), 0o644)
 	cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, "the SIGHUP reload", func() bool { return strings.Contains(logs.String(), "SIGHUP: reloading") })
+	eventually(t, "the SIGHUP reload", func() bool {
+		return strings.Contains(logs.String(), `"msg":"changed settings take effect at the next restart","settings":["listeners, proxy_protocol, backend, timeouts, limits, refusals"]`)
+	})
+	metrics := func() string {
+		resp, err := http.Get("http://" + adminAddr + "/metrics")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	eventually(t, "the reloads counted", func() bool {
+		m := metrics()
+		return strings.Contains(m, `ingress_config_reloads_total{result="ok"}`) && strings.Contains(m, `ingress_config_reloads_total{result="error"} 1`)
+	})
+	if resp, err := http.Get("http://" + adminAddr + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("/healthz: %v, %v", resp, err)
+	}
 
 	// SIGTERM drains: readyz turns 503, new connections are refused, an
 	// open connection lives until it is done, then the process exits 0.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"reflect"
 	"sync"
 	"syscall"
 
@@ -198,27 +199,39 @@ func reloadOnHUP(ctx context.Context, cfg *config.Config, watcher *routing.Watch
 			logger.Error("config reload failed; keeping the running config", zap.Error(err))
 			continue
 		}
-		if next.Routes.File != cfg.Routes.File || !equalNamespace(next.Namespace, cfg.Namespace) {
-			logger.Warn("routes.file, domain and orchestras changes take effect at the next restart")
+		if restart := needRestart(cfg, next); len(restart) > 0 {
+			logger.Warn("changed settings take effect at the next restart", zap.Strings("settings", restart))
 		}
-		if err := certs.SetFiles(ctx, next.TLS.Certificates); err != nil {
-			metrics.Reloaded(err)
+		err = certs.SetFiles(ctx, next.TLS.Certificates)
+		metrics.Reloaded(err)
+		if err != nil {
 			logger.Error("certificate reload failed; keeping the previous certificate", zap.Error(err))
 		}
-		_ = watcher.Reload(true) // reported through OnReload
+		_ = watcher.Reload(true) // counted and reported through OnReload
 	}
 }
 
-func equalNamespace(a, b routing.Namespace) bool {
-	if a.Domain != b.Domain || len(a.Orchestras) != len(b.Orchestras) {
-		return false
-	}
-	for i := range a.Orchestras {
-		if a.Orchestras[i] != b.Orchestras[i] {
-			return false
+// needRestart names the sections of next that differ from the running cfg
+// and that only a restart applies: all but the certificate list.
+func needRestart(cfg, next *config.Config) []string {
+	var changed []string
+	for _, s := range []struct {
+		name     string
+		old, new any
+	}{
+		{"routes.file", cfg.Routes, next.Routes},
+		{"domain, orchestras", cfg.Namespace, next.Namespace},
+		{"listeners, proxy_protocol, backend, timeouts, limits, refusals", cfg.Ingress, next.Ingress},
+		{"admin", cfg.Admin, next.Admin},
+		{"tls.acme", cfg.TLS.ACME, next.TLS.ACME},
+		{"dns", cfg.DNS, next.DNS},
+		{"log", cfg.Log, next.Log},
+	} {
+		if !reflect.DeepEqual(s.old, s.new) {
+			changed = append(changed, s.name)
 		}
 	}
-	return true
+	return changed
 }
 
 func backendTLSConfig(c ingress.BackendTLSConfig) (*tls.Config, error) {

@@ -158,6 +158,16 @@ func (v *validator) build(raw *fileYAML) *Config {
 	addrs := map[string]int{}
 	for i, l := range raw.Listeners {
 		node := yamlutil.Item(v.at("listeners"), i)
+		if absent(yamlutil.Value(node, "alpn")) {
+			// No alpn key: the service's default list, as if the listener
+			// were one of the defaults. alpn: [] offers none.
+			for _, d := range ingress.DefaultListeners() {
+				if d.Service == l.Service {
+					l.ALPN = d.ALPN
+					cfg.Ingress.Listeners[i].ALPN = d.ALPN
+				}
+			}
+		}
 		if _, ok := routing.ParseService(l.Service); !ok {
 			v.Addf(yamlutil.Path(node, "service"), "unknown service %q (known: %s)", l.Service, strings.Join(routing.ServiceNames(), ", "))
 		}

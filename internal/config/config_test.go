@@ -596,3 +596,18 @@ func TestCertWarnings(t *testing.T) {
 		})
 	}
 }
+
+func TestListenerALPNDefaults(t *testing.T) {
+	cfg := mustParse(t, t.TempDir(), minimalConfig+`listeners:
+  - {service: https, address: ":443"}
+  - {service: http, address: ":7474", alpn: []}
+  - {service: arrow, address: ":8491"}
+  - {service: bolt, address: ":7687"}
+`)
+	eqListeners(t, cfg.Ingress.Listeners, []ingress.ListenerConfig{
+		{Service: "https", Address: ":443", ALPN: []string{"h2", "http/1.1"}}, // absent: the service's default
+		{Service: "http", Address: ":7474", ALPN: []string{}},                 // given empty: none
+		{Service: "arrow", Address: ":8491", ALPN: []string{"h2"}},
+		{Service: "bolt", Address: ":7687"},
+	})
+}
