@@ -57,13 +57,13 @@ func (s *Server) answer(r *dns.Msg) *dns.Msg {
 	// Under the zone: the label left of the zone names the database.
 	rest := strings.TrimSuffix(name[:len(name)-len(z.name)], ".")
 	first := rest[strings.LastIndexByte(rest, '.')+1:]
-	if strings.HasPrefix(rest, "_acme-challenge") || first == "_acme-challenge" {
+	if first == "_acme-challenge" || strings.HasPrefix(rest, "_acme-challenge.") {
 		if q.Qtype == dns.TypeTXT {
 			m.Answer = s.txt(name, q.Name)
 		}
 		return s.noData(m, z)
 	}
-	if s.cfg.KnownOnly && s.routes != nil && !s.routes.Load().Has(first, z.orch) {
+	if s.cfg.KnownOnly && s.routes != nil && name != z.ns.Ns && !s.routes.Load().Has(first, z.orch) {
 		m.Rcode = dns.RcodeNameError
 		m.Ns = append(m.Ns, z.soa)
 		return m

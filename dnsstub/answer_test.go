@@ -103,6 +103,8 @@ instances:
 		{"suffix without a label boundary", plain, query("xproduction-orch-0000.neo4j.io.", dns.TypeA), dns.RcodeRefused, nil, false, false},
 		{"known_only: known dbid", known, query("abcd1234."+zone, dns.TypeA), dns.RcodeSuccess,
 			[]string{"abcd1234.production-orch-0000.neo4j.io.\t60\tIN\tA\t10.10.10.10"}, false, true},
+		{"known_only: the NS host answers", known, query("ns1."+zone, dns.TypeA), dns.RcodeSuccess,
+			[]string{"ns1.production-orch-0000.neo4j.io.\t60\tIN\tA\t10.10.10.10"}, false, true},
 		{"known_only: unknown dbid", known, query("nosuchdb."+zone, dns.TypeA), dns.RcodeNameError, nil, true, true},
 		{"known_only: known dbid, other orch", known, query("abcd1234.production-orch-0001.neo4j.io.", dns.TypeA), dns.RcodeNameError, nil, true, true},
 		{"ACME TXT holds both values", known, query("_acme-challenge."+zone, dns.TypeTXT), dns.RcodeSuccess, []string{
@@ -229,5 +231,26 @@ func BenchmarkServeDNS(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.ServeDNS(w, q)
+	}
+}
+
+// TestUDPReplyHandsForwardsBack: the UDP read loop must not wait on an
+// upstream, so udpReply leaves forwarded names to its caller and answers
+// zone names itself.
+func TestUDPReplyHandsForwardsBack(t *testing.T) {
+	s := testServer(t, Config{AnswerIPv4: []string{"10.10.10.10"}, Forward: []string{"127.0.0.1:9"}}, nil)
+	for _, tc := range []struct {
+		name    string
+		forward bool
+	}{
+		{"www.example.com.", true},
+		{"abcd1234.production-orch-0000.neo4j.io.", false},
+		{"ABCD1234.PRODUCTION-ORCH-0000.NEO4J.IO.", false},
+	} {
+		b, _ := query(tc.name, dns.TypeA).Pack()
+		reply, forward := s.udpReply(b)
+		if (forward != nil) != tc.forward || (reply != nil) == tc.forward {
+			t.Errorf("%s: reply %v, forward %v; want forwarded=%v", tc.name, reply != nil, forward != nil, tc.forward)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -38,9 +39,10 @@ type Server struct {
 	metrics *metrics
 	client  *dns.Client
 
-	tcp  *dns.Server
-	conn *net.UDPConn
-	ln   net.Listener
+	tcp        *dns.Server
+	conn       *net.UDPConn
+	ln         net.Listener
+	forwarding chan struct{} // a place per UDP query waiting on upstreams
 }
 
 // forwardTimeout bounds one upstream exchange.
@@ -62,6 +64,8 @@ func New(opts Options) *Server {
 		logger:  opts.Logger,
 		metrics: newMetrics(opts.Registry),
 		client:  &dns.Client{Timeout: forwardTimeout},
+
+		forwarding: make(chan struct{}, maxForwards),
 	}
 	if s.logger == nil {
 		s.logger = zap.NewNop()
@@ -223,6 +227,20 @@ func fits(m *dns.Msg, size int) bool {
 		}
 	}
 	return n <= size
+}
+
+// forwards reports whether respond would forward r: a name outside every
+// zone, with upstreams configured.
+func (s *Server) forwards(r *dns.Msg) bool {
+	if len(s.cfg.Forward) == 0 || len(r.Question) != 1 {
+		return false
+	}
+	if opt := r.IsEdns0(); opt != nil && opt.Version() != 0 {
+		return false
+	}
+	// answer's two reasons to refuse, without building the answer.
+	q := r.Question[0]
+	return q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY || s.zoneOf(strings.ToLower(q.Name)) == nil
 }
 
 // forward asks the upstream resolvers in turn, over the transport the

@@ -3,6 +3,7 @@ package dnsstub_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -228,5 +229,51 @@ func TestMalformedAndPipelined(t *testing.T) {
 	resp, _, err := (&dns.Client{Timeout: 5 * time.Second}).Exchange(q, s.Addr())
 	if err != nil || resp.Rcode != dns.RcodeFormatError {
 		t.Fatalf("two questions: %v %v, want FORMERR", resp, err)
+	}
+}
+
+// TestForwardingDoesNotStallTheZone: a black-holed upstream holds its
+// forwarded query until the timeout, and the zone is answered meanwhile.
+func TestForwardingDoesNotStallTheZone(t *testing.T) {
+	hole, err := net.ListenPacket("udp", "127.0.0.1:0") // reads nothing, answers nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	s, _ := startStub(t, dnsstub.Config{AnswerIPv4: []string{"10.10.10.10"}, Forward: []string{hole.LocalAddr().String()}}, nil)
+	c, err := net.Dial("udp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	send := func(id uint16, name string) {
+		q := new(dns.Msg)
+		q.SetQuestion(name, dns.TypeA)
+		q.Id = id
+		b, _ := q.Pack()
+		c.Write(b)
+	}
+	// In one batch, most likely: the forward first, then the zone name.
+	send(1, "www.example.com.")
+	send(2, "abcd1234.production-orch-0000.neo4j.io.")
+	var order []uint16
+	for len(order) < 2 {
+		buf := make([]byte, 512)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("reading answers %v: %v", order, err)
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+		order = append(order, m.Id)
+		if m.Id == 1 && m.Rcode != dns.RcodeServerFailure {
+			t.Errorf("the black-holed forward: %s, want SERVFAIL", dns.RcodeToString[m.Rcode])
+		}
+	}
+	if order[0] != 2 {
+		t.Errorf("answers came as %v: the zone waited for the upstream", order)
 	}
 }

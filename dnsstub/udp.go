@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
@@ -60,7 +61,11 @@ func (s *Server) udpReader(conn *net.UDPConn) error {
 		}
 		out = out[:0]
 		for i := range in[:n] {
-			reply := s.udpReply(in[i].Buffers[0][:in[i].N])
+			reply, forward := s.udpReply(in[i].Buffers[0][:in[i].N])
+			if forward != nil {
+				s.forwardUDP(conn, forward, in[i].Addr)
+				continue
+			}
 			if reply == nil {
 				continue
 			}
@@ -85,31 +90,68 @@ func (s *Server) udpReader(conn *net.UDPConn) error {
 // udpReply decides what to send back for one datagram, with miekg/dns's
 // default acceptance rules: responses and unparseable headers get nothing
 // (any reply could be used to amplify), other opcodes NOTIMP, anything but
-// exactly one question or a body that does not parse FORMERR.
-func (s *Server) udpReply(pkt []byte) *dns.Msg {
+// exactly one question or a body that does not parse FORMERR. A query to
+// forward comes back as forward instead, to be answered off the read loop.
+func (s *Server) udpReply(pkt []byte) (reply, forward *dns.Msg) {
 	if len(pkt) < 12 {
-		return nil
+		return nil, nil
 	}
 	id := binary.BigEndian.Uint16(pkt[0:])
 	bits := binary.BigEndian.Uint16(pkt[2:])
 	if bits&(1<<15) != 0 { // QR: a response, not a query
-		return nil
+		return nil, nil
 	}
 	opcode := int(bits>>11) & 0xF
 	refuse := func(rcode int) *dns.Msg {
 		m := new(dns.Msg)
 		m.Id, m.Response, m.Opcode, m.Rcode = id, true, opcode, rcode
+		s.metrics.observe(0, rcode, time.Now())
 		return m
 	}
 	if opcode != dns.OpcodeQuery {
-		return refuse(dns.RcodeNotImplemented)
+		return refuse(dns.RcodeNotImplemented), nil
 	}
 	if binary.BigEndian.Uint16(pkt[4:]) != 1 {
-		return refuse(dns.RcodeFormatError)
+		return refuse(dns.RcodeFormatError), nil
 	}
 	r := new(dns.Msg)
 	if err := r.Unpack(pkt); err != nil {
-		return refuse(dns.RcodeFormatError)
+		return refuse(dns.RcodeFormatError), nil
 	}
-	return s.respond(r, true)
+	if s.forwards(r) {
+		return nil, r
+	}
+	return s.respond(r, true), nil
+}
+
+// maxForwards bounds the forwarded UDP queries waiting on upstreams.
+const maxForwards = 256
+
+// forwardUDP answers a query to forward in a goroutine of its own: the
+// upstreams may take up to forwardTimeout each, and the read loop must not
+// wait for them while authoritative queries queue behind. With maxForwards
+// already waiting it answers SERVFAIL at once.
+func (s *Server) forwardUDP(conn *net.UDPConn, r *dns.Msg, addr net.Addr) {
+	select {
+	case s.forwarding <- struct{}{}:
+	default:
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeServerFailure)
+		s.metrics.observe(r.Question[0].Qtype, m.Rcode, time.Now())
+		if b, err := m.Pack(); err == nil {
+			conn.WriteTo(b, addr)
+		}
+		return
+	}
+	go func() {
+		defer func() { <-s.forwarding }()
+		m := s.respond(r, true)
+		b, err := m.Pack()
+		if err == nil {
+			_, err = conn.WriteTo(b, addr)
+		}
+		if err != nil {
+			s.logger.Debug("writing a forwarded DNS answer", zap.Error(err))
+		}
+	}()
 }

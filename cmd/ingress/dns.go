@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -34,18 +37,42 @@ func runDNS(ctx context.Context, path string, stderr io.Writer) error {
 	var routes routing.Holder
 	bg, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// SIGHUP would otherwise end the process: the operator's reload signal
+	// for serve must not kill the stub.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var watcher *routing.Watcher
 	if cfg.DNS.KnownOnly {
-		w := &routing.Watcher{Path: cfg.Routes.File, Namespace: cfg.Namespace, Holder: &routes,
+		watcher = &routing.Watcher{Path: cfg.Routes.File, Namespace: cfg.Namespace, Holder: &routes,
 			OnReload: func(t *routing.Table, err error) {
 				if err != nil {
 					logger.Error("routes reload failed; keeping the last good table", zap.Error(err))
 				}
 			}}
-		if err := w.Reload(true); err != nil {
+		if err := watcher.Reload(true); err != nil {
 			return err
 		}
-		go w.Run(bg)
+		go watcher.Run(bg)
 	}
+	go func() {
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-hup:
+			}
+			logger.Info("SIGHUP: reloading routes")
+			if next, err := config.LoadDNSOnly(path); err != nil {
+				logger.Error("config reload failed; keeping the running config", zap.Error(err))
+			} else if restart := needRestart(cfg, next); len(restart) > 0 {
+				logger.Warn("changed settings take effect at the next restart", zap.Strings("settings", restart))
+			}
+			if watcher != nil {
+				_ = watcher.Reload(true) // reported through OnReload
+			}
+		}
+	}()
 	srv := dnsstub.New(dnsstub.Options{Config: cfg.DNS, Namespace: cfg.Namespace, Routes: &routes, Logger: logger, Registry: reg})
 	if err := srv.Listen(ctx); err != nil {
 		return err

@@ -313,3 +313,73 @@ func TestExampleConfigChecks(t *testing.T) {
 		t.Errorf("check warned:\n%s", stderr.String())
 	}
 }
+
+// TestDNSCommand runs `ingress dns` alone, as a deployment that keeps the
+// stub apart would: dig gets answers, known_only follows the routes file,
+// and SIGHUP reloads instead of ending the process.
+func TestDNSCommand(t *testing.T) {
+	dig, err := exec.LookPath("dig")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("dig is not installed; .ci/run installs bind9-dnsutils")
+		}
+		t.Skip("dig is not installed")
+	}
+	bin := e2eBinary(t)
+	dir := t.TempDir()
+	dnsAddr := e2eFreeAddr(t)
+	routesPath := filepath.Join(dir, "routes.yaml")
+	writeRoutes(t, routesPath, `instances:
+  - {dbid: abcd1234, orch: "0000", public: true, backends: {bolt: ["127.0.0.1:1"]}}
+`)
+	cfgPath := filepath.Join(dir, "ingress.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`orchestras: ["0000"]
+admin: {address: %q}
+dns: {address: %q, answer_ipv4: ["10.10.10.10"], known_only: true}
+`, e2eFreeAddr(t), dnsAddr)), 0o644)
+	logs := &lockedBuffer{}
+	cmd := exec.Command(bin, "dns", "-config", cfgPath)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("ingress dns output:\n%s", logs)
+		}
+	})
+	host, port, _ := net.SplitHostPort(dnsAddr)
+	query := func(name string) string {
+		out, _ := exec.Command(dig, "@"+host, "-p", port, "+tries=1", "+time=2", name).CombinedOutput()
+		return string(out)
+	}
+	eventually(t, "the stub to answer", func() bool {
+		return strings.Contains(query("abcd1234.production-orch-0000.neo4j.io"), "10.10.10.10")
+	})
+	if out := query("nosuchdb.production-orch-0000.neo4j.io"); !strings.Contains(out, "status: NXDOMAIN") {
+		t.Errorf("known_only, unknown dbid:\n%s", out)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, "the SIGHUP reload", func() bool { return strings.Contains(logs.String(), "SIGHUP: reloading routes") })
+	writeRoutes(t, routesPath, "instances: []\n")
+	eventually(t, "the removed dbid to be NXDOMAIN", func() bool {
+		return strings.Contains(query("abcd1234.production-orch-0000.neo4j.io"), "status: NXDOMAIN")
+	})
+	select {
+	case err := <-exited:
+		t.Fatalf("ingress dns exited after SIGHUP: %v", err)
+	default:
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("ingress dns did not stop on SIGTERM")
+	}
+}
