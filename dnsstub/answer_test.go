@@ -234,6 +234,40 @@ func BenchmarkServeDNS(b *testing.B) {
 	}
 }
 
+// BenchmarkUDPAnswer compares the UDP path's two ways to answer the
+// common query: straight from the wire bytes, and unpack-answer-pack.
+func BenchmarkUDPAnswer(b *testing.B) {
+	s := testServer(b, Config{}, nil)
+	q := query("abcd1234.production-orch-0000.neo4j.io.", dns.TypeA)
+	q.SetEdns0(1232, false)
+	pkt, _ := q.Pack()
+	out := make([]byte, 0, maxUDPSize)
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s.fastAnswer(pkt, out)
+		}
+	})
+	b.Run("full", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m, _ := s.udpReply(pkt)
+			m.PackBuffer(out)
+		}
+	})
+}
+
+func TestFastAnswerDoesNotAllocate(t *testing.T) {
+	s := testServer(t, Config{}, nil)
+	q := query("abcd1234.production-orch-0000.neo4j.io.", dns.TypeA)
+	q.SetEdns0(1232, false)
+	pkt, _ := q.Pack()
+	out := make([]byte, 0, maxUDPSize)
+	if n := testing.AllocsPerRun(100, func() { s.fastAnswer(pkt, out) }); n != 0 {
+		t.Errorf("fastAnswer allocates %v times per query, want 0", n)
+	}
+}
+
 // TestUDPReplyHandsForwardsBack: the UDP read loop must not wait on an
 // upstream, so udpReply leaves forwarded names to its caller and answers
 // zone names itself.
@@ -251,6 +285,40 @@ func TestUDPReplyHandsForwardsBack(t *testing.T) {
 		reply, forward := s.udpReply(b)
 		if (forward != nil) != tc.forward || (reply != nil) == tc.forward {
 			t.Errorf("%s: reply %v, forward %v; want forwarded=%v", tc.name, reply != nil, forward != nil, tc.forward)
+		}
+	}
+}
+
+// TestFastPathTakes says which queries the fast path answers itself; the
+// fuzz test checks that its answers equal the full path's.
+func TestFastPathTakes(t *testing.T) {
+	plain := testServer(t, Config{}, nil)
+	known := testServer(t, Config{KnownOnly: true}, &routing.Holder{})
+	edns := query("abcd1234.production-orch-0000.neo4j.io.", dns.TypeA)
+	edns.SetEdns0(1232, false)
+	badvers := query("abcd1234.production-orch-0000.neo4j.io.", dns.TypeA)
+	badvers.SetEdns0(1232, false)
+	badvers.Extra[0].(*dns.OPT).SetVersion(1)
+	for _, tc := range []struct {
+		name  string
+		s     *Server
+		q     *dns.Msg
+		takes bool
+	}{
+		{"A for a dbid", plain, query("abcd1234.production-orch-0000.neo4j.io.", dns.TypeA), true},
+		{"upper case", plain, query("ABCD1234.PRODUCTION-ORCH-0000.NEO4J.IO.", dns.TypeA), true},
+		{"deeper name", plain, query("a.b.production-orch-0001.neo4j.io.", dns.TypeA), true},
+		{"with EDNS", plain, edns, true},
+		{"EDNS version 1 (BADVERS)", plain, badvers, false},
+		{"AAAA without IPv6 answers (NODATA)", plain, query("abcd1234.production-orch-0000.neo4j.io.", dns.TypeAAAA), false},
+		{"the apex", plain, query("production-orch-0000.neo4j.io.", dns.TypeA), false},
+		{"an ACME name", plain, query("_acme-challenge.production-orch-0000.neo4j.io.", dns.TypeA), false},
+		{"outside the zones", plain, query("example.com.", dns.TypeA), false},
+		{"known_only", known, query("abcd1234.production-orch-0000.neo4j.io.", dns.TypeA), false},
+	} {
+		b, _ := tc.q.Pack()
+		if _, _, took := tc.s.fastAnswer(b, make([]byte, 0, maxUDPSize)); took != tc.takes {
+			t.Errorf("%s: fast path took it: %v, want %v", tc.name, took, tc.takes)
 		}
 	}
 }

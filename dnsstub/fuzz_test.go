@@ -1,6 +1,8 @@
 package dnsstub
 
 import (
+	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -103,6 +105,56 @@ func FuzzUDPReply(f *testing.F) {
 		}
 		if len(packed) > limit {
 			t.Fatalf("UDP answer of %d bytes for a client buffer of %d", len(packed), limit)
+		}
+	})
+}
+
+// FuzzFastPathMatchesFullPath: wherever the fast path answers, its bytes
+// are exactly those the full path (unpack, answer, pack) sends.
+func FuzzFastPathMatchesFullPath(f *testing.F) {
+	for _, seed := range []struct {
+		name   string
+		qtype  uint16
+		edns   uint16
+		rd, cd bool
+	}{
+		{"abcd1234.production-orch-0000.neo4j.io.", dns.TypeA, 0, true, false},
+		{"ABCD1234.Production-Orch-0000.NEO4J.io.", dns.TypeAAAA, 1232, false, true},
+		{"x.abcd1234.production-orch-0001.neo4j.io.", dns.TypeA, 4096, true, true},
+		{"abcd1234.production-orch-0000.neo4j.io.", dns.TypeA, 100, false, false},
+		{"_acme-challenge.production-orch-0000.neo4j.io.", dns.TypeA, 0, false, false},
+		{"production-orch-0000.neo4j.io.", dns.TypeA, 0, false, false},
+	} {
+		m := query(seed.name, seed.qtype)
+		m.RecursionDesired, m.CheckingDisabled = seed.rd, seed.cd
+		if seed.edns != 0 {
+			m.SetEdns0(seed.edns, true)
+		}
+		b, _ := m.Pack()
+		f.Add(b)
+	}
+	// 31 addresses overflow 512 bytes: without EDNS the full path truncates,
+	// and the fast path must step aside.
+	many := make([]string, 31)
+	for i := range many {
+		many[i] = fmt.Sprintf("10.0.0.%d", i+1)
+	}
+	s := testServer(f, Config{AnswerIPv4: many, AnswerIPv6: []string{"fd00::1", "fd00::2"}, TTL: 60}, nil)
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		fast, _, ok := s.fastAnswer(pkt, make([]byte, 0, maxUDPSize))
+		if !ok {
+			return
+		}
+		reply, forward := s.udpReply(pkt)
+		if reply == nil || forward != nil {
+			t.Fatalf("the fast path answered what the full path does not: %x", pkt)
+		}
+		full, err := reply.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(fast, full) {
+			t.Fatalf("query %x\nfast %x\nfull %x", pkt, fast, full)
 		}
 	})
 }

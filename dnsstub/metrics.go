@@ -12,6 +12,8 @@ type metrics struct {
 	queries  *prometheus.CounterVec
 	duration prometheus.Histogram
 	panics   prometheus.Counter
+
+	fastA, fastAAAA prometheus.Counter // the fast path's NOERROR children, resolved once
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,6 +35,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Panics recovered while answering a query.",
 		}),
 	}
+	m.fastA = m.queries.WithLabelValues("A", "NOERROR")
+	m.fastAAAA = m.queries.WithLabelValues("AAAA", "NOERROR")
 	reg.MustRegister(m.queries, m.duration, m.panics)
 	return m
 }

@@ -39,6 +39,7 @@ type Server struct {
 	metrics *metrics
 	client  *dns.Client
 
+	wireZones  [][]byte // the zones' names in wire form, for the fast path
 	tcp        *dns.Server
 	conn       *net.UDPConn
 	ln         net.Listener
@@ -74,6 +75,7 @@ func New(opts Options) *Server {
 	for _, orch := range opts.Namespace.Orchestras {
 		z := newZone(orch, opts.Namespace.Domain, opts.Config.TTL, serial)
 		s.zones[z.name] = z
+		s.wireZones = append(s.wireZones, wireName(z.name))
 	}
 	return s
 }
