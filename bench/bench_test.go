@@ -39,7 +39,7 @@ instances:
 	}
 	var routes routing.Holder
 	routes.Store(table)
-	certs := tlsconfig.NewStore(nil)
+	certs := tlsconfig.NewStore(nil, nil)
 	b.Cleanup(certs.Close)
 	if err := certs.SetFiles(context.Background(), []tlsconfig.CertFiles{{Cert: files.Cert, Key: files.Key}}); err != nil {
 		b.Fatal(err)

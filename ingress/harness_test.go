@@ -95,6 +95,7 @@ type env struct {
 type envSetup struct {
 	ingress.Config
 	certNames []string // the dev leaf's names
+	tickets   ingress.TicketKeySource
 }
 
 type envOption func(*envSetup)
@@ -127,7 +128,7 @@ func startEnv(t *testing.T, routesYAML string, opts ...envOption) *env {
 
 	core, logs := observer.New(zap.DebugLevel)
 	logger := zap.New(core)
-	certs := tlsconfig.NewStore(logger)
+	certs := tlsconfig.NewStore(logger, nil)
 	t.Cleanup(certs.Close)
 	if err := certs.SetFiles(context.Background(), []tlsconfig.CertFiles{{Cert: files.Cert, Key: files.Key}}); err != nil {
 		t.Fatal(err)
@@ -151,6 +152,7 @@ func startEnv(t *testing.T, routesYAML string, opts ...envOption) *env {
 	cfg = setup.Config
 	srv, err := ingress.New(cfg, ingress.Options{
 		Routes: &holder, Certs: certs, Logger: logger, Metrics: ingress.NewMetrics(reg),
+		SessionTickets: setup.tickets,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package ingress_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/neo4j/private-ingress/routing"
+	"github.com/neo4j/private-ingress/tlsconfig"
 )
 
 func twoInstances(a, b *backend) string {
@@ -437,5 +439,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSessionResumption: with managed ticket keys, a second connection
+// resumes its TLS session, and is still routed by its server name.
+func TestSessionResumption(t *testing.T) {
+	a, b := startBackend(t, "a"), startBackend(t, "b")
+	keys, err := tlsconfig.NewTicketKeys(tlsconfig.SessionTickets{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startEnv(t, twoInstances(a, b), func(s *envSetup) { s.tickets = keys })
+	cache := tls.NewLRUClientSessionCache(8)
+	for i, want := range []struct {
+		resumed  bool
+		greeting string
+	}{{false, "hello a"}, {true, "hello a"}} {
+		c, err := e.dial("bolt", fqdn("abcd1234"), func(c *tls.Config) { c.ClientSessionCache = cache })
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n') // also takes in the TLS 1.3 ticket
+		c.Close()
+		if err != nil || strings.TrimSpace(line) != want.greeting || c.ConnectionState().DidResume != want.resumed {
+			t.Errorf("connection %d: greeting %q (%v), resumed %v; want %q, resumed %v",
+				i+1, line, err, c.ConnectionState().DidResume, want.greeting, want.resumed)
+		}
 	}
 }

@@ -25,6 +25,12 @@ type CertSource interface {
 	ServerConfig(alpn []string) *tls.Config
 }
 
+// TicketKeySource keeps the session ticket keys of the configs it is
+// given current. *tlsconfig.TicketKeys is one.
+type TicketKeySource interface {
+	Register(*tls.Config)
+}
+
 // DialFunc connects to a backend address.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
@@ -61,6 +67,9 @@ type Options struct {
 	Dial    DialFunc    // nil: a net.Dialer
 	// BackendTLS is the client config for the backend leg, or nil for TCP.
 	BackendTLS *tls.Config
+	// SessionTickets, if set, manages the session ticket keys; nil leaves
+	// crypto/tls's own, random per process and rotated daily.
+	SessionTickets TicketKeySource
 }
 
 // New returns a Server for cfg. It does not bind anything yet.
@@ -98,7 +107,11 @@ func New(cfg Config, opts Options) (*Server, error) {
 	}
 	s.hardStop, s.hardCancel = context.WithCancel(context.Background())
 	for _, lc := range cfg.Listeners {
-		s.listeners = append(s.listeners, newListener(s, lc, opts.Certs))
+		l := newListener(s, lc, opts.Certs)
+		if opts.SessionTickets != nil {
+			opts.SessionTickets.Register(l.handshake)
+		}
+		s.listeners = append(s.listeners, l)
 	}
 	return s, nil
 }

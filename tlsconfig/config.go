@@ -2,8 +2,9 @@ package tlsconfig
 
 // Config is the tls: section of ingress.yaml.
 type Config struct {
-	Certificates []CertFiles `yaml:"certificates"`
-	ACME         ACME        `yaml:"acme"`
+	Certificates   []CertFiles    `yaml:"certificates"`
+	ACME           ACME           `yaml:"acme"`
+	SessionTickets SessionTickets `yaml:"session_tickets"`
 }
 
 // CertFiles names a PEM certificate chain and its key. Relative paths are
@@ -15,9 +16,11 @@ type CertFiles struct {
 
 // ACME configures certmagic-managed certificates (DNS-01).
 type ACME struct {
-	Directory string `yaml:"directory"`
+	Directory string `yaml:"directory"` // the ACME directory URL
 	Email     string `yaml:"email"`
-	CARoot    string `yaml:"ca_root"`
+	CARoot    string `yaml:"ca_root"` // PEM roots for the directory's HTTPS (a test CA); empty: the system's
+	Storage   string `yaml:"storage"` // certmagic file storage; internal/config defaults it
+	ECDSA     *bool  `yaml:"ecdsa"`   // also an ECDSA P-256 certificate; default true
 }
 
 // Enabled reports whether ACME is configured.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -23,13 +24,18 @@ import (
 // unmanaged certificates; the ACME issue plugs managed ones into the same
 // cache. Store is safe for concurrent use.
 type Store struct {
-	logger *zap.Logger
-	cache  *certmagic.Cache
-	magic  *certmagic.Config
+	logger  *zap.Logger
+	cache   *certmagic.Cache
+	magic   *certmagic.Config // serves handshakes; holds the PEM files
+	metrics *Metrics
 
-	mu     sync.Mutex
-	files  []CertFiles
-	loaded map[CertFiles]loadedPair
+	// The managed configs, one per key type, once ManageACME ran.
+	rsaACME, ecdsaACME atomic.Pointer[certmagic.Config]
+
+	mu        sync.Mutex
+	files     []CertFiles
+	loaded    map[CertFiles]loadedPair
+	acmeNames []string
 }
 
 type loadedPair struct {
@@ -39,25 +45,25 @@ type loadedPair struct {
 }
 
 // NewStore returns an empty store. Close it to stop certmagic's maintenance
-// goroutine.
-func NewStore(logger *zap.Logger) *Store {
+// goroutine. metrics may be nil.
+func NewStore(logger *zap.Logger, metrics *Metrics) *Store {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	s := &Store{logger: logger, loaded: map[CertFiles]loadedPair{}}
-	var magic *certmagic.Config
+	s := &Store{logger: logger, loaded: map[CertFiles]loadedPair{}, metrics: metrics}
 	s.cache = certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return magic, nil },
+		GetConfigForCert: s.configFor,
 		Logger:           logger.Named("certmagic"),
 	})
-	magic = certmagic.New(s.cache, certmagic.Config{
+	s.magic = certmagic.New(s.cache, certmagic.Config{
 		Logger: logger.Named("certmagic"),
 		// Unmanaged PEM certificates carry no OCSP responder we must reach;
 		// stapling would only make start-up wait on the network.
-		OCSP:    certmagic.OCSPConfig{DisableStapling: true},
-		Storage: &certmagic.FileStorage{Path: filepath.Join(os.TempDir(), "ingress-certmagic")},
+		OCSP:          certmagic.OCSPConfig{DisableStapling: true},
+		Storage:       &certmagic.FileStorage{Path: filepath.Join(os.TempDir(), "ingress-certmagic")},
+		CertSelection: preferECDSA{},
 	})
-	s.magic = magic
+	metrics.watch(s)
 	return s
 }
 

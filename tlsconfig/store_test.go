@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"os"
@@ -110,7 +111,7 @@ func TestStoreServesAndReloadsOnChange(t *testing.T) {
 	install(first)
 	files := CertFiles{Cert: filepath.Join(live, "tls.crt"), Key: filepath.Join(live, "tls.key")}
 
-	s := NewStore(nil)
+	s := NewStore(nil, nil)
 	defer s.Close()
 	if err := s.SetFiles(context.Background(), []CertFiles{files}); err != nil {
 		t.Fatal(err)
@@ -177,7 +178,7 @@ func TestBadReloadKeepsTheCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewStore(nil)
+	s := NewStore(nil, nil)
 	defer s.Close()
 	files := []CertFiles{{Cert: dev.Cert, Key: dev.Key}}
 	if err := s.SetFiles(context.Background(), files); err != nil {
@@ -203,7 +204,7 @@ func TestSmallRSAKeyIsRefused(t *testing.T) {
 	if _, err := InspectFiles(f); err == nil || !strings.Contains(err.Error(), "2048") {
 		t.Fatalf("RSA-1024: %v, want a refusal naming 2048", err)
 	}
-	s := NewStore(nil)
+	s := NewStore(nil, nil)
 	defer s.Close()
 	if err := s.SetFiles(context.Background(), []CertFiles{f}); err == nil {
 		t.Fatal("the store loaded an RSA-1024 certificate")
@@ -268,4 +269,44 @@ func selfSigned(t *testing.T, dir string, key crypto.Signer) CertFiles {
 	os.WriteFile(f.Cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 	os.WriteFile(f.Key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
 	return f
+}
+
+// TestEachClientGetsTheLeafItSupports: with an RSA and an ECDSA leaf for
+// the same names, a TLS 1.3 client gets ECDSA and a TLS 1.2 client that
+// offers only ECDHE_RSA suites gets RSA; a name neither covers gets none.
+func TestEachClientGetsTheLeafItSupports(t *testing.T) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ecFiles, rsaFiles := selfSigned(t, t.TempDir(), ec), selfSigned(t, t.TempDir(), rk)
+	s := NewStore(nil, nil)
+	defer s.Close()
+	if err := s.SetFiles(context.Background(), []CertFiles{rsaFiles, ecFiles}); err != nil {
+		t.Fatal(err)
+	}
+	addr := tlsServer(t, s.ServerConfig(nil))
+	for _, tc := range []struct {
+		name string
+		cfg  *tls.Config
+		want string
+	}{
+		{"TLS 1.3", &tls.Config{ServerName: name, InsecureSkipVerify: true}, "*ecdsa.PublicKey"},
+		{"TLS 1.2, ECDHE_RSA only", &tls.Config{ServerName: name, InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12,
+			CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256}}, "*rsa.PublicKey"},
+	} {
+		for range 5 { // the cache's order must not matter
+			c, err := tls.Dial("tcp", addr, tc.cfg)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			got := fmt.Sprintf("%T", c.ConnectionState().PeerCertificates[0].PublicKey)
+			c.Close()
+			if got != tc.want {
+				t.Fatalf("%s: leaf key %s, want %s", tc.name, got, tc.want)
+			}
+		}
+	}
+	if c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "db.production-orch-9999.neo4j.io", InsecureSkipVerify: true}); err == nil {
+		c.Close()
+		t.Error("a name no certificate covers got a certificate")
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"reflect"
@@ -69,7 +70,7 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 		return err
 	}
 
-	certs := tlsconfig.NewStore(logger.Named("tls"))
+	certs := tlsconfig.NewStore(logger.Named("tls"), tlsconfig.NewMetrics(reg))
 	defer certs.Close()
 	if err := certs.SetFiles(ctx, cfg.TLS.Certificates); err != nil {
 		return err
@@ -82,8 +83,14 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 		return err
 	}
 
+	tickets, err := tlsconfig.NewTicketKeys(cfg.TLS.SessionTickets)
+	if err != nil {
+		return err
+	}
+
 	srv, err := ingress.New(cfg.Ingress, ingress.Options{
 		Routes: &routes, Certs: certs, Logger: logger, Metrics: metrics, BackendTLS: backendTLS,
+		SessionTickets: tickets,
 	})
 	if err != nil {
 		return err
@@ -139,6 +146,32 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 				logger.Error("DNS server stopped", zap.Error(err))
 			}
 		})
+	}
+	wg.Go(func() {
+		err := tickets.Run(bg, func(err error) {
+			metrics.Reloaded(err)
+			if err != nil {
+				logger.Error("session ticket keys reload failed; keeping the keys in use", zap.Error(err))
+			}
+		})
+		if err != nil {
+			logger.Error("session ticket keys stopped", zap.Error(err))
+		}
+	})
+	// ACME after the DNS stub serves: the challenges are answered there.
+	if cfg.TLS.ACME.Enabled() {
+		var names []string
+		for _, orch := range cfg.Namespace.Orchestras {
+			names = append(names, "*."+routing.ZoneName(orch, cfg.Namespace.Domain))
+		}
+		err := certs.ManageACME(bg, cfg.TLS.ACME, tlsconfig.ACMEOptions{
+			Names: names, Publisher: dnsSrv.TXT(), Resolver: dialable(dnsSrv.Addr()),
+		})
+		if err != nil {
+			logger.Error("ACME certificate management did not start", zap.Error(err))
+		} else {
+			logger.Info("ACME certificate management started", zap.Strings("names", names), zap.String("directory", cfg.TLS.ACME.Directory))
+		}
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
@@ -209,6 +242,19 @@ func reloadOnHUP(ctx context.Context, cfg *config.Config, watcher *routing.Watch
 		}
 		_ = watcher.Reload(true) // counted and reported through OnReload
 	}
+}
+
+// dialable turns a bound address into one to dial: an unspecified host
+// (":53", "[::]:53") becomes loopback.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // needRestart names the sections of next that differ from the running cfg

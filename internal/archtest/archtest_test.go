@@ -43,14 +43,15 @@ func listPackages(t *testing.T) []pkg {
 // knows nothing of TLS or sockets, tlsconfig nothing of routes, and only
 // cmd/ingress wires packages together.
 var allowed = map[string][]string{
-	"cmd/ingress":     {"ingress", "routing", "tlsconfig", "dnsstub", "internal/config", "internal/demo"},
-	"internal/config": {"ingress", "routing", "tlsconfig", "dnsstub", "internal/yamlutil"},
-	"ingress":         {"routing", "tlsconfig", "internal/bolt"},
-	"routing":         {"internal/yamlutil", "internal/fswatch"},
-	"tlsconfig":       {"internal/fswatch"},
-	"dnsstub":         {"routing"},
-	"internal/demo":   {"internal/bolt"},
-	"bench":           {"ingress", "routing", "tlsconfig", "dnsstub", "internal/demo"},
+	"cmd/ingress":         {"ingress", "routing", "tlsconfig", "dnsstub", "internal/config", "internal/demo"},
+	"internal/config":     {"ingress", "routing", "tlsconfig", "dnsstub", "internal/yamlutil"},
+	"ingress":             {"routing", "tlsconfig", "internal/bolt"},
+	"routing":             {"internal/yamlutil", "internal/fswatch"},
+	"tlsconfig":           {"internal/fswatch"},
+	"dnsstub":             {"routing"},
+	"internal/demo":       {"internal/bolt"},
+	"internal/pebbletest": {"tlsconfig"},
+	"bench":               {"ingress", "routing", "tlsconfig", "dnsstub", "internal/demo"},
 }
 
 // forbidden lists outside imports a package must not use, with the reason.

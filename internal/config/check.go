@@ -44,8 +44,8 @@ func Check(cfg *Config) (warnings []string, err error) {
 // no RSA leaf (TLS 1.2 clients would fail, every allowed 1.2 suite is
 // ECDHE_RSA), or a served orchestra whose wildcard no certificate covers.
 func CertWarnings(cfg *Config, leaves []tlsconfig.Leaf) []string {
-	if len(leaves) == 0 {
-		return nil
+	if len(leaves) == 0 || cfg.TLS.ACME.Enabled() {
+		return nil // ACME obtains an RSA wildcard for every orch
 	}
 	var warnings []string
 	if !slices.ContainsFunc(leaves, func(l tlsconfig.Leaf) bool { return l.RSA }) {

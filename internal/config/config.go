@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -74,6 +75,8 @@ const (
 	DefaultMaxConnections = 100000
 	DefaultAdminAddress   = "127.0.0.1:9090"
 	DefaultDNSTTL         = 60
+	DefaultACMEStorage    = "certmagic" // beside ingress.yaml
+	DefaultTicketRotation = 12 * time.Hour
 )
 
 // Load reads and validates the config file at path.
@@ -211,13 +214,25 @@ func (v *validator) build(raw *fileYAML) *Config {
 
 	// TLS.
 	cfg.TLS = raw.TLS
-	if acme := cfg.TLS.ACME; acme.Enabled() {
-		v.Addf(v.at("tls", "acme"), "tls.acme is not supported yet; give PEM files in tls.certificates")
+	if acme := &cfg.TLS.ACME; acme.Enabled() {
+		if u, err := url.Parse(acme.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+			v.Addf(v.at("tls", "acme", "directory"), "tls.acme.directory %q must be an https:// URL", acme.Directory)
+		}
+		if raw.DNS.Address == "" && !v.dnsOnly {
+			v.Addf(v.at("tls", "acme"), "tls.acme needs dns.address: the DNS-01 challenges are served by the DNS stub, which must be the zones' authority for the ACME server")
+		}
+		if acme.Storage == "" {
+			acme.Storage = DefaultACMEStorage
+		}
+		acme.Storage, acme.CARoot = v.path(acme.Storage), v.path(acme.CARoot)
 	} else if acme.Email != "" || acme.CARoot != "" {
 		v.Addf(v.at("tls", "acme"), "tls.acme has settings but no directory; set directory or remove the section")
 	}
+	st := &cfg.TLS.SessionTickets
+	v.duration(&st.Rotate, DefaultTicketRotation, false, "tls", "session_tickets", "rotate")
+	st.KeysFile = v.path(st.KeysFile)
 	if len(cfg.TLS.Certificates) == 0 && !cfg.TLS.ACME.Enabled() && !v.dnsOnly {
-		v.Addf(v.at("tls"), "tls.certificates: at least one certificate (cert and key PEM files) is needed")
+		v.Addf(v.at("tls"), "tls.certificates: at least one certificate (cert and key PEM files) is needed, or tls.acme")
 	}
 	for i := range cfg.TLS.Certificates {
 		c := &cfg.TLS.Certificates[i]

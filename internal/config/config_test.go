@@ -291,7 +291,9 @@ var errorCases = []string{
 	"bad_domain",
 	"certificate_missing_key",
 	"no_certificates",
-	"acme_set",
+	"acme_without_dns",
+	"acme_bad_directory",
+	"session_tickets_rotate_zero",
 	"backend_tls_ca_without_enabled",
 	"max_connections_zero",
 	"bad_admin_address",
@@ -610,4 +612,22 @@ func TestListenerALPNDefaults(t *testing.T) {
 		{Service: "arrow", Address: ":8491", ALPN: []string{"h2"}},
 		{Service: "bolt", Address: ":7687"},
 	})
+}
+
+func TestACMEAndSessionTickets(t *testing.T) {
+	dir := t.TempDir()
+	cfg := mustParse(t, dir, `orchestras: ["0000"]
+tls:
+  acme: {directory: "https://acme.example/dir", email: ops@example.com, ca_root: roots.pem}
+  session_tickets: {keys_file: tickets.keys}
+dns: {address: ":53", answer_ipv4: ["10.10.10.10"]}
+`)
+	a := cfg.TLS.ACME
+	if !a.Enabled() || a.Storage != filepath.Join(dir, "certmagic") || a.CARoot != filepath.Join(dir, "roots.pem") || a.ECDSA != nil {
+		t.Errorf("tls.acme = %+v, want storage and ca_root beside the config, ecdsa unset (on)", a)
+	}
+	eq(t, "SessionTickets", cfg.TLS.SessionTickets, tlsconfig.SessionTickets{Rotate: 12 * time.Hour, KeysFile: filepath.Join(dir, "tickets.keys")})
+	if len(cfg.TLS.Certificates) != 0 {
+		t.Errorf("certificates %v, want none: ACME alone is enough", cfg.TLS.Certificates)
+	}
 }

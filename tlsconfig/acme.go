@@ -1,0 +1,247 @@
+package tlsconfig
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/libdns/libdns"
+	"go.uber.org/zap"
+)
+
+// ChallengePublisher places and removes the TXT records of DNS-01
+// challenges. Names are fully qualified. The DNS stub's TXT store is one;
+// cmd/ingress connects them, so that neither package imports the other.
+type ChallengePublisher interface {
+	AddTXT(ctx context.Context, name, value string) error
+	RemoveTXT(ctx context.Context, name, value string) error
+}
+
+// ACMEOptions are what managed certificates need besides the tls.acme
+// section: the names, where challenges are published, and a DNS server
+// that answers for the names' zones.
+type ACMEOptions struct {
+	Names     []string // e.g. *.production-orch-0000.neo4j.io
+	Publisher ChallengePublisher
+	// Resolver is the host:port certmagic asks for the zone of each
+	// challenge name (an SOA lookup): the stub's own address, since the
+	// zones may exist nowhere else.
+	Resolver string
+}
+
+// keyTypes are the managed certificates' keys: RSA-2048 always (the
+// allowed TLS 1.2 suites are all ECDHE_RSA), ECDSA P-256 when asked.
+func (a ACME) keyTypes() []certmagic.KeyType {
+	if a.ECDSA != nil && !*a.ECDSA {
+		return []certmagic.KeyType{certmagic.RSA2048}
+	}
+	return []certmagic.KeyType{certmagic.RSA2048, certmagic.P256}
+}
+
+// ManageACME obtains and renews certificates for o.Names from the ACME
+// directory in a, over the DNS-01 challenge, one per key type, into the
+// same cache as the PEM files. It returns once management has started;
+// certificates arrive in the background (the log says when), and renewals
+// replace them in the cache without touching open connections. Call it at
+// most once.
+func (s *Store) ManageACME(ctx context.Context, a ACME, o ACMEOptions) error {
+	var roots *x509.CertPool
+	if a.CARoot != "" {
+		pem, err := os.ReadFile(a.CARoot)
+		if err != nil {
+			return fmt.Errorf("tls.acme.ca_root: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("tls.acme.ca_root: no PEM certificate in %s", a.CARoot)
+		}
+	}
+	provider := challengeProvider{o.Publisher}
+	for _, kt := range a.keyTypes() {
+		logger := s.logger.Named("acme").With(zap.String("key", string(kt)))
+		cfg := certmagic.New(s.cache, certmagic.Config{
+			Logger:    logger,
+			KeySource: certmagic.StandardKeyGenerator{KeyType: kt},
+			// certmagic's storage paths do not name the key type: each key
+			// type gets its own directory, or the two would overwrite each
+			// other.
+			Storage: &certmagic.FileStorage{Path: filepath.Join(a.Storage, string(kt))},
+			OnEvent: s.metrics.onEvent,
+			OCSP:    certmagic.OCSPConfig{DisableStapling: true},
+		})
+		cfg.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(cfg, certmagic.ACMEIssuer{
+			CA:                      a.Directory,
+			Email:                   a.Email,
+			Agreed:                  true, // else certmagic prompts on stdin
+			TrustedRoots:            roots,
+			DisableHTTPChallenge:    true,
+			DisableTLSALPNChallenge: true,
+			DNS01Solver: &certmagic.DNS01Solver{DNSManager: certmagic.DNSManager{
+				DNSProvider: provider,
+				Resolvers:   []string{o.Resolver},
+				// The stub is the zone's server and publishes at once;
+				// certmagic's propagation check would instead look up the
+				// zone's NS hosts and query them on port 53.
+				PropagationTimeout: -1,
+				Logger:             logger,
+			}},
+			Logger: logger,
+		})}
+		if kt == certmagic.P256 {
+			s.ecdsaACME.Store(cfg)
+		} else {
+			s.rsaACME.Store(cfg)
+		}
+		if err := cfg.ManageAsync(ctx, o.Names); err != nil {
+			return fmt.Errorf("managing %s certificates for %v: %w", kt, o.Names, err)
+		}
+	}
+	s.mu.Lock()
+	s.acmeNames = o.Names
+	s.mu.Unlock()
+	return nil
+}
+
+// RenewACME renews every managed certificate now, whether due or not, and
+// puts the new ones in the cache before removing the old ones: handshakes
+// never see a gap, and open connections keep the certificate they have.
+func (s *Store) RenewACME(ctx context.Context) error {
+	s.mu.Lock()
+	names := s.acmeNames
+	s.mu.Unlock()
+	var errs []error
+	for _, cfg := range []*certmagic.Config{s.rsaACME.Load(), s.ecdsaACME.Load()} {
+		if cfg == nil {
+			continue
+		}
+		for _, name := range names {
+			old := s.managedCerts(name, cfg == s.ecdsaACME.Load())
+			if err := cfg.RenewCertSync(ctx, name, true); err != nil {
+				errs = append(errs, fmt.Errorf("renewing %s: %w", name, err))
+				continue
+			}
+			if _, err := cfg.CacheManagedCertificate(ctx, name); err != nil {
+				errs = append(errs, fmt.Errorf("caching the renewed %s: %w", name, err))
+				continue
+			}
+			for _, c := range old {
+				s.cache.Remove([]string{c.Hash()})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// managedCerts returns the cached certificates for name of one key family
+// that did not come from PEM files.
+func (s *Store) managedCerts(name string, ecdsaKeys bool) []certmagic.Certificate {
+	s.mu.Lock()
+	fromFiles := map[string]bool{}
+	for _, p := range s.loaded {
+		fromFiles[p.hash] = true
+	}
+	s.mu.Unlock()
+	var out []certmagic.Certificate
+	for _, c := range s.cache.AllMatchingCertificates(name) {
+		if _, isECDSA := c.PrivateKey.(*ecdsa.PrivateKey); !fromFiles[c.Hash()] && isECDSA == ecdsaKeys {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// configFor tells certmagic's cache which config maintains cert: the
+// managed config of its key type. certmagic maintains no unmanaged
+// certificate, so PEM files may map to it too.
+func (s *Store) configFor(cert certmagic.Certificate) (*certmagic.Config, error) {
+	managed := s.rsaACME.Load()
+	if _, ok := cert.PrivateKey.(*ecdsa.PrivateKey); ok {
+		managed = s.ecdsaACME.Load()
+	}
+	if managed != nil {
+		return managed, nil
+	}
+	return s.magic, nil
+}
+
+// challengeProvider is a libdns provider over a ChallengePublisher: all
+// certmagic's DNS-01 solver needs is to append and delete TXT records.
+type challengeProvider struct{ pub ChallengePublisher }
+
+func (p challengeProvider) AppendRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
+	for _, r := range recs {
+		rr := r.RR()
+		if rr.Type != "TXT" {
+			return nil, fmt.Errorf("challenge records are TXT, not %s", rr.Type)
+		}
+		if err := p.pub.AddTXT(ctx, libdns.AbsoluteName(rr.Name, zone), rr.Data); err != nil {
+			return nil, fmt.Errorf("publishing %s: %w", rr.Name, err)
+		}
+	}
+	return recs, nil
+}
+
+func (p challengeProvider) DeleteRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
+	for _, r := range recs {
+		rr := r.RR()
+		if err := p.pub.RemoveTXT(ctx, libdns.AbsoluteName(rr.Name, zone), rr.Data); err != nil {
+			return nil, fmt.Errorf("removing %s: %w", rr.Name, err)
+		}
+	}
+	return recs, nil
+}
+
+// preferECDSA picks, among the certificates for a name, an unexpired ECDSA
+// one the client supports (a much cheaper handshake), else an unexpired one
+// it supports (RSA for TLS 1.2's ECDHE_RSA suites), else any it supports.
+// certmagic's default takes the first supported, in no particular order.
+// With a custom selector certmagic offers every cached certificate when
+// none matches the name, so the name is checked here too: a certificate for
+// another name is never served.
+type preferECDSA struct{}
+
+func (preferECDSA) SelectCertificate(hello *tls.ClientHelloInfo, choices []certmagic.Certificate) (certmagic.Certificate, error) {
+	now := time.Now()
+	var valid, supported, named *certmagic.Certificate
+	for i := range choices {
+		c := &choices[i]
+		if c.Leaf == nil || hello.ServerName != "" && c.Leaf.VerifyHostname(hello.ServerName) != nil {
+			continue
+		}
+		named = cmpOr(named, c)
+		if hello.SupportsCertificate(&c.Certificate) != nil {
+			continue
+		}
+		if now.Before(c.Leaf.NotBefore) || now.After(c.Leaf.NotAfter) {
+			supported = cmpOr(supported, c)
+			continue
+		}
+		if _, ok := c.PrivateKey.(*ecdsa.PrivateKey); ok {
+			return *c, nil
+		}
+		valid = cmpOr(valid, c)
+	}
+	if c := cmpOr(valid, supported); c != nil {
+		return *c, nil
+	}
+	if named != nil {
+		return *named, nil // nothing the client supports: let the handshake say so
+	}
+	return certmagic.Certificate{}, fmt.Errorf("no certificate for %q", hello.ServerName)
+}
+
+func cmpOr(a, b *certmagic.Certificate) *certmagic.Certificate {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+var _ certmagic.CertificateSelector = preferECDSA{}
