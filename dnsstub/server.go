@@ -8,7 +8,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -25,6 +24,10 @@ type Options struct {
 	Routes    *routing.Holder // for known_only; may be nil otherwise
 	Logger    *zap.Logger
 	Registry  prometheus.Registerer // nil: no metrics
+	// Listen and ListenPacket bind the TCP and UDP sockets, or find them
+	// already bound (a restart's hand-over); nil: a net.ListenConfig.
+	Listen       func(ctx context.Context, network, addr string) (net.Listener, error)
+	ListenPacket func(ctx context.Context, network, addr string) (net.PacketConn, error)
 }
 
 // Server answers DNS over UDP and TCP on one address.
@@ -44,6 +47,9 @@ type Server struct {
 	conn       *net.UDPConn
 	ln         net.Listener
 	forwarding chan struct{} // a place per UDP query waiting on upstreams
+
+	listen       func(ctx context.Context, network, addr string) (net.Listener, error)
+	listenPacket func(ctx context.Context, network, addr string) (net.PacketConn, error)
 }
 
 // forwardTimeout bounds one upstream exchange.
@@ -67,6 +73,16 @@ func New(opts Options) *Server {
 		client:  &dns.Client{Timeout: forwardTimeout},
 
 		forwarding: make(chan struct{}, maxForwards),
+
+		listen:       opts.Listen,
+		listenPacket: opts.ListenPacket,
+	}
+	var lc net.ListenConfig
+	if s.listen == nil {
+		s.listen = lc.Listen
+	}
+	if s.listenPacket == nil {
+		s.listenPacket = lc.ListenPacket
 	}
 	if s.logger == nil {
 		s.logger = zap.NewNop()
@@ -86,13 +102,6 @@ func (s *Server) TXT() *TXTStore { return s.acme }
 // Listen binds UDP and TCP on the configured address; with port 0 both get
 // the same ephemeral port.
 func (s *Server) Listen(ctx context.Context) error {
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, udpReadBuffer)
-		})
-		return errors.Join(err, serr)
-	}}
 	// An ephemeral UDP port may be taken for TCP: then try another one.
 	_, port, _ := net.SplitHostPort(s.cfg.Address)
 	tries := 1
@@ -103,18 +112,21 @@ func (s *Server) Listen(ctx context.Context) error {
 	var ln net.Listener
 	for try := 1; ; try++ {
 		var err error
-		if pc, err = lc.ListenPacket(ctx, "udp", s.cfg.Address); err != nil {
+		if pc, err = s.listenPacket(ctx, "udp", s.cfg.Address); err != nil {
 			return fmt.Errorf("listen %s/udp (dns): %w", s.cfg.Address, err)
 		}
 		addr := pc.LocalAddr().String()
-		var tcpLC net.ListenConfig
-		if ln, err = tcpLC.Listen(ctx, "tcp", addr); err == nil {
+		if ln, err = s.listen(ctx, "tcp", addr); err == nil {
 			break
 		}
 		pc.Close()
 		if try == tries {
 			return fmt.Errorf("listen %s/tcp (dns): %w", addr, err)
 		}
+	}
+	if uc, ok := pc.(*net.UDPConn); ok {
+		// Bursts overflow the kernel's default (~208 KiB) receive buffer.
+		uc.SetReadBuffer(udpReadBuffer)
 	}
 	s.conn, s.ln = pc.(*net.UDPConn), ln
 	s.tcp = &dns.Server{

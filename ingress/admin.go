@@ -44,10 +44,12 @@ type Admin struct {
 	ln  net.Listener
 }
 
-// ListenAdmin binds the admin server on addr.
-func ListenAdmin(ctx context.Context, addr string, h http.Handler) (*Admin, error) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
+// ListenAdmin binds the admin server on addr, through listen if not nil.
+func ListenAdmin(ctx context.Context, listen ListenFunc, addr string, h http.Handler) (*Admin, error) {
+	if listen == nil {
+		listen = defaultListen
+	}
+	ln, err := listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s (admin): %w", addr, err)
 	}

@@ -31,6 +31,15 @@ type TicketKeySource interface {
 	Register(*tls.Config)
 }
 
+// ListenFunc binds a listening socket, or finds one already bound (a
+// restart's hand-over).
+type ListenFunc func(ctx context.Context, network, addr string) (net.Listener, error)
+
+func defaultListen(ctx context.Context, network, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	return lc.Listen(ctx, network, addr)
+}
+
 // DialFunc connects to a backend address.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
@@ -42,6 +51,7 @@ type Server struct {
 	logger  *zap.Logger
 	metrics *Metrics
 	dial    DialFunc
+	listen  ListenFunc
 
 	backendTLS *tls.Config // nil when the backend leg is plain TCP
 	inboundPP  proxyPolicy // inbound PROXY protocol
@@ -65,6 +75,7 @@ type Options struct {
 	Logger  *zap.Logger // nil: no logs
 	Metrics *Metrics    // nil: no metrics
 	Dial    DialFunc    // nil: a net.Dialer
+	Listen  ListenFunc  // nil: a net.ListenConfig
 	// BackendTLS is the client config for the backend leg, or nil for TCP.
 	BackendTLS *tls.Config
 	// SessionTickets, if set, manages the session ticket keys; nil leaves
@@ -92,6 +103,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		logger:     opts.Logger,
 		metrics:    opts.Metrics,
 		dial:       opts.Dial,
+		listen:     opts.Listen,
 		backendTLS: opts.BackendTLS,
 	}
 	if s.logger == nil {
@@ -100,6 +112,9 @@ func New(cfg Config, opts Options) (*Server, error) {
 	var err error
 	if s.inboundPP, err = newProxyPolicy(cfg.ProxyProtocol); err != nil {
 		return nil, err
+	}
+	if s.listen == nil {
+		s.listen = defaultListen
 	}
 	if s.dial == nil {
 		d := &net.Dialer{}
@@ -118,9 +133,8 @@ func New(cfg Config, opts Options) (*Server, error) {
 
 // Listen binds every listener. On error nothing stays bound.
 func (s *Server) Listen(ctx context.Context) error {
-	var lc net.ListenConfig
 	for i, l := range s.listeners {
-		ln, err := lc.Listen(ctx, "tcp", l.cfg.Address)
+		ln, err := s.listen(ctx, "tcp", l.cfg.Address)
 		if err != nil {
 			for _, prev := range s.listeners[:i] {
 				prev.ln.Close()

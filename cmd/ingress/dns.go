@@ -77,7 +77,7 @@ func runDNS(ctx context.Context, path string, stderr io.Writer) error {
 	if err := srv.Listen(ctx); err != nil {
 		return err
 	}
-	admin, err := ingress.ListenAdmin(ctx, cfg.Admin.Address, ingress.AdminHandler(reg, func() bool { return ctx.Err() == nil }))
+	admin, err := ingress.ListenAdmin(ctx, nil, cfg.Admin.Address, ingress.AdminHandler(reg, func() bool { return ctx.Err() == nil }))
 	if err != nil {
 		srv.Shutdown(context.Background())
 		return err

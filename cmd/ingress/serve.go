@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -22,6 +23,7 @@ import (
 	"github.com/neo4j/private-ingress/dnsstub"
 	"github.com/neo4j/private-ingress/ingress"
 	"github.com/neo4j/private-ingress/internal/config"
+	"github.com/neo4j/private-ingress/internal/handover"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
@@ -47,6 +49,11 @@ type startedFunc func(srv *ingress.Server, dns *dnsstub.Server, admin *ingress.A
 // runIngress wires routing, certificates, the data path and the admin
 // server together, handles SIGHUP, and drains when ctx ends.
 func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, started startedFunc) error {
+	// Sockets a previous process handed over (SIGUSR2), or none.
+	sockets, err := handover.FromEnv()
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := ingress.NewMetrics(reg)
@@ -90,7 +97,7 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 
 	srv, err := ingress.New(cfg.Ingress, ingress.Options{
 		Routes: &routes, Certs: certs, Logger: logger, Metrics: metrics, BackendTLS: backendTLS,
-		SessionTickets: tickets,
+		SessionTickets: tickets, Listen: sockets.Listen,
 	})
 	if err != nil {
 		return err
@@ -102,13 +109,14 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 	if cfg.DNS.Address != "" {
 		dnsSrv = dnsstub.New(dnsstub.Options{
 			Config: cfg.DNS, Namespace: cfg.Namespace, Routes: &routes, Logger: logger.Named("dns"), Registry: reg,
+			Listen: sockets.Listen, ListenPacket: sockets.ListenPacket,
 		})
 		if err := dnsSrv.Listen(ctx); err != nil {
 			srv.Shutdown(context.Background())
 			return err
 		}
 	}
-	admin, err := ingress.ListenAdmin(ctx, cfg.Admin.Address, ingress.AdminHandler(reg, srv.Ready))
+	admin, err := ingress.ListenAdmin(ctx, sockets.Listen, cfg.Admin.Address, ingress.AdminHandler(reg, srv.Ready))
 	if err != nil {
 		srv.Shutdown(context.Background())
 		if dnsSrv != nil {
@@ -185,12 +193,28 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 		fields = append(fields, zap.Stringer(l.Service, srv.Addr(l.Service)))
 	}
 	logger.Info("ingress started", fields...)
+	if sockets.Inherited() {
+		logger.Info("took over the listening sockets from the previous process")
+	}
+	if err := sockets.Ready(); err != nil {
+		logger.Error("telling the previous process we serve", zap.Error(err))
+	}
 	if started != nil {
 		started(srv, dnsSrv, admin)
 	}
+	handedOver := make(chan struct{})
+	wg.Go(func() { handOverOnUSR2(bg, sockets, handedOver, logger) })
 
 	var result error
 	select {
+	case <-handedOver:
+		logger.Info("draining after the hand-over", zap.Int64("open", srv.Active()), zap.Duration("timeout", cfg.Ingress.Timeouts.Drain))
+		dctx, cancel := context.WithTimeout(context.Background(), cfg.Ingress.Timeouts.Drain)
+		if err := srv.Shutdown(dctx); err != nil {
+			logger.Warn("drain cut connections", zap.Error(err))
+		}
+		cancel()
+		<-serveErr
 	case <-ctx.Done():
 		logger.Info("draining", zap.Int64("open", srv.Active()), zap.Duration("timeout", cfg.Ingress.Timeouts.Drain))
 		dctx, cancel := context.WithTimeout(context.Background(), cfg.Ingress.Timeouts.Drain)
@@ -211,6 +235,34 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 	logger.Info("ingress stopped")
 	return result
 }
+
+// handOverOnUSR2 starts a new process of this binary on SIGUSR2 with the
+// listening sockets, and closes done once it serves: then this one drains.
+// A new process that fails to start or to serve changes nothing.
+func handOverOnUSR2(ctx context.Context, sockets *handover.Sockets, done chan<- struct{}, logger *zap.Logger) {
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-usr2:
+		}
+		logger.Info("SIGUSR2: starting a new process with the listening sockets")
+		proc, err := sockets.Start(os.Args, handoverTimeout)
+		if err != nil {
+			logger.Error("hand-over failed; this process keeps serving", zap.Error(err))
+			continue
+		}
+		logger.Info("the new process serves; this one stops accepting", zap.Int("pid", proc.Pid))
+		close(done)
+		return
+	}
+}
+
+// handoverTimeout bounds how long a new process may take to serve.
+const handoverTimeout = 30 * time.Second
 
 // reloadOnHUP re-reads the config file, the routes and the certificates on
 // SIGHUP. Settings that need new sockets (listeners, admin) or that the data

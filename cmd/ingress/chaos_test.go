@@ -1,0 +1,357 @@
+package main
+
+// The reliability suite: the real binary under load, faults and restarts.
+// Each test prints its figure and asserts the behaviour. Sizes are modest
+// for CI; -chaos.scale multiplies them.
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/neo4j/private-ingress/tlsconfig"
+)
+
+var chaosScale = flag.Int("chaos.scale", 1, "multiply the reliability suite's sizes")
+
+// chaosIngress is the binary serving one config, with its log in a file
+// (a pipe would stay open in a process it hands over to).
+type chaosIngress struct {
+	t          *testing.T
+	cmd        *exec.Cmd
+	dir, log   string
+	bolt       string // the bolt listener's address
+	admin      string
+	roots      *x509.CertPool
+	routesPath string
+	exited     chan error
+}
+
+// startChaosIngress runs `ingress serve` with a bolt listener routed to
+// backend for dbid abcd1234, and extra config appended.
+func startChaosIngress(t *testing.T, backend string, extra string) *chaosIngress {
+	t.Helper()
+	bin := e2eBinary(t)
+	dir := t.TempDir()
+	files, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(files.CA)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	c := &chaosIngress{t: t, dir: dir, bolt: e2eFreeAddr(t), admin: e2eFreeAddr(t), roots: roots,
+		routesPath: filepath.Join(dir, "routes.yaml"), log: filepath.Join(dir, "ingress.log"), exited: make(chan error, 1)}
+	writeRoutes(t, c.routesPath, chaosRoutes(backend, 0))
+	cfg := fmt.Sprintf(`orchestras: ["0000"]
+listeners: [{service: bolt, address: %q}]
+tls: {certificates: [{cert: %q, key: %q}]}
+admin: {address: %q}
+%s`, c.bolt, files.Cert, files.Key, c.admin, extra)
+	os.WriteFile(filepath.Join(dir, "ingress.yaml"), []byte(cfg), 0o644)
+	logFile, err := os.Create(c.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	c.cmd = exec.Command(bin, "serve", "-config", filepath.Join(dir, "ingress.yaml"))
+	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.exited <- c.cmd.Wait() }()
+	t.Cleanup(func() {
+		c.cmd.Process.Kill()
+		if t.Failed() {
+			out, _ := os.ReadFile(c.log)
+			t.Logf("ingress log:\n%s", out)
+		}
+	})
+	eventually(t, "/readyz 200", func() bool { return c.readyz() == 200 })
+	return c
+}
+
+// chaosRoutes routes abcd1234 to backend, plus n filler instances.
+func chaosRoutes(backend string, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "instances:\n  - {dbid: abcd1234, orch: \"0000\", public: true, backends: {bolt: [%q]}}\n", backend)
+	for i := range n {
+		fmt.Fprintf(&b, "  - {dbid: fill%04d, orch: \"0000\", public: true, backends: {bolt: [%q]}}\n", i, backend)
+	}
+	return b.String()
+}
+
+func (c *chaosIngress) readyz() int {
+	resp, err := http.Get("http://" + c.admin + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// metric returns the value of the first sample line that starts with prefix.
+func (c *chaosIngress) metric(prefix string) float64 {
+	resp, err := http.Get("http://" + c.admin + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, prefix) {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// dial opens a TLS connection to the bolt listener for dbid.
+func (c *chaosIngress) dial(dbid string) (*tls.Conn, error) {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", c.bolt,
+		&tls.Config{ServerName: dbid + ".production-orch-0000.neo4j.io", RootCAs: c.roots})
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	return conn, nil
+}
+
+// ping dials, writes a line and reads it back from the echo backend.
+func (c *chaosIngress) ping() error {
+	conn, err := c.dial("abcd1234")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("ping\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || line != "ping\n" {
+		return fmt.Errorf("echo %q: %v", line, err)
+	}
+	return nil
+}
+
+func (c *chaosIngress) logText() string {
+	b, _ := os.ReadFile(c.log)
+	return string(b)
+}
+
+// TestRestartHandsOverTheSockets: under a steady connection rate, SIGUSR2
+// starts a new process on the same sockets, the old one drains and exits
+// 0, and no connection attempt fails.
+func TestRestartHandsOverTheSockets(t *testing.T) {
+	c := startChaosIngress(t, e2eEchoBackend(t), "timeouts: {drain: 10s}\n")
+	var attempts, failures atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				attempts.Add(1)
+				if err := c.ping(); err != nil {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	c.cmd.Process.Signal(syscall.SIGUSR2)
+	select {
+	case err := <-c.exited:
+		if err != nil {
+			t.Errorf("the old process exited with %v, want 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the old process did not exit after the hand-over")
+	}
+	took := time.Since(start)
+	newPID := regexp.MustCompile(`"pid":(\d+)`).FindStringSubmatch(c.logText())
+	if newPID == nil {
+		t.Fatalf("no new process in the log")
+	}
+	pid, _ := strconv.Atoi(newPID[1])
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	time.Sleep(500 * time.Millisecond) // the new process alone
+	close(stop)
+	wg.Wait()
+	t.Logf("hand-over restart: %d connection attempts, %d failed; old process gone %v after SIGUSR2",
+		attempts.Load(), failures.Load(), took.Round(time.Millisecond))
+	if failures.Load() != 0 {
+		t.Errorf("%d of %d attempts failed during the hand-over; first: %v", failures.Load(), attempts.Load(), firstErr.Load())
+	}
+	if c.readyz() != 200 {
+		t.Error("the new process is not ready")
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+}
+
+// TestSIGTERMDrainsOpenConnections: with open connections, SIGTERM refuses
+// new ones at once, turns /readyz 503, lets the open ones finish, and the
+// process exits 0 within the drain timeout.
+func TestSIGTERMDrainsOpenConnections(t *testing.T) {
+	n := 500 * *chaosScale
+	c := startChaosIngress(t, e2eEchoBackend(t), "timeouts: {drain: 20s}\n")
+	conns := make([]*tls.Conn, 0, n)
+	for range n {
+		conn, err := c.dial("abcd1234")
+		if err != nil {
+			t.Fatalf("opening connection %d: %v", len(conns)+1, err)
+		}
+		conns = append(conns, conn)
+	}
+	eventually(t, "the connections to be counted", func() bool {
+		return c.metric(`ingress_active_connections{service="bolt"}`) == float64(n)
+	})
+	start := time.Now()
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	eventually(t, "new connections to be refused", func() bool {
+		conn, err := net.DialTimeout("tcp", c.bolt, time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err != nil
+	})
+	refusedAfter := time.Since(start)
+	if code := c.readyz(); code == 200 {
+		t.Errorf("/readyz %d while draining, want 503 (or the admin server gone)", code)
+	}
+	// Every open connection still works, then finishes.
+	for i, conn := range conns {
+		fmt.Fprintf(conn, "last words %d\n", i)
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil || line != fmt.Sprintf("last words %d\n", i) {
+			t.Fatalf("connection %d while draining: %q, %v", i, line, err)
+		}
+		conn.Close()
+	}
+	select {
+	case err := <-c.exited:
+		if err != nil {
+			t.Errorf("exit: %v, want 0", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the process did not exit within the drain timeout")
+	}
+	t.Logf("SIGTERM with %d open connections: new ones refused after %v, all %d finished, exit 0 after %v",
+		n, refusedAfter.Round(time.Millisecond), n, time.Since(start).Round(time.Millisecond))
+}
+
+// TestStreamsSurviveReloads: connections stream checksummed data both
+// ways while the routes are rewritten again and again and the certificate
+// once: every byte arrives and no connection is cut.
+func TestStreamsSurviveReloads(t *testing.T) {
+	conns, perConn := 200*(*chaosScale), 256<<10
+	c := startChaosIngress(t, e2eEchoBackend(t), "")
+	backend := e2eEchoBackend(t)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	var bytes, finished atomic.Int64
+	errs := make(chan error, conns)
+	// All connections first: the certificate swap below changes the CA.
+	open := make([]*tls.Conn, conns)
+	for i := range open {
+		conn, err := c.dial("abcd1234")
+		if err != nil {
+			t.Fatalf("opening connection %d: %v", i, err)
+		}
+		open[i] = conn
+	}
+	for i, conn := range open {
+		wg.Go(func() {
+			defer conn.Close()
+			data := make([]byte, perConn)
+			rng := rand.New(rand.NewPCG(uint64(i), 1))
+			for j := range data {
+				data[j] = byte(rng.Uint32())
+			}
+			want := sha256.Sum256(data)
+			go func() {
+				for off := 0; off < len(data); off += 4096 {
+					if _, err := conn.Write(data[off : off+4096]); err != nil {
+						return
+					}
+					time.Sleep(40 * time.Millisecond) // stretch the stream over the reloads
+				}
+			}()
+			h := sha256.New()
+			if _, err := io.CopyN(h, conn, int64(len(data))); err != nil {
+				failed.Add(1)
+				errs <- fmt.Errorf("connection %d: %w", i, err)
+				return
+			}
+			if got := h.Sum(nil); string(got) != string(want[:]) {
+				failed.Add(1)
+				errs <- fmt.Errorf("connection %d: checksum mismatch", i)
+				return
+			}
+			bytes.Add(int64(2 * len(data)))
+			finished.Add(1)
+		})
+	}
+	// SIGHUP reloads at once; the file watcher would fold a burst of
+	// writes into one reload.
+	reloads := 100
+	for i := range reloads {
+		writeRoutes(t, c.routesPath, chaosRoutes(backend, i%7))
+		before := c.metric(`ingress_config_reloads_total{result="ok"}`)
+		c.cmd.Process.Signal(syscall.SIGHUP)
+		eventually(t, "the SIGHUP reload", func() bool { return c.metric(`ingress_config_reloads_total{result="ok"}`) > before })
+		if i == reloads/2 {
+			if _, err := tlsconfig.WriteDevCerts(filepath.Join(c.dir, "new"), []string{"*.production-orch-0000.neo4j.io"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{"tls.crt", "tls.key"} {
+				b, _ := os.ReadFile(filepath.Join(c.dir, "new", f))
+				os.WriteFile(filepath.Join(c.dir, f+".new"), b, 0o600)
+				os.Rename(filepath.Join(c.dir, f+".new"), filepath.Join(c.dir, f))
+			}
+		}
+	}
+	// The reloads must have happened while the streams ran.
+	running := int64(conns) - finished.Load()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	reloadsSeen := c.metric(`ingress_config_reloads_total{result="ok"}`)
+	t.Logf("streams under reloads: %d connections (%d still streaming after the last reload), %d MiB checked both ways, %d route files written (%v reloads applied) and one certificate, %d connections cut",
+		conns, running, bytes.Load()>>20, reloads, reloadsSeen, failed.Load())
+	if running == 0 {
+		t.Error("every stream had ended before the reloads did: nothing was tested")
+	}
+	if reloadsSeen < float64(reloads) {
+		t.Errorf("only %v reloads applied, want at least %d", reloadsSeen, reloads)
+	}
+}
