@@ -45,9 +45,10 @@ type chaosIngress struct {
 	exited     chan error
 }
 
-// startChaosIngress runs `ingress serve` with a bolt listener routed to
-// backend for dbid abcd1234, and extra config appended.
-func startChaosIngress(t *testing.T, backend string, extra string) *chaosIngress {
+// startChaosIngress runs `ingress serve` with a bolt listener, the routes
+// file routes, and extra config appended; wrap, if given, is a command
+// that runs it (prlimit, say).
+func startChaosIngress(t *testing.T, routes string, extra string, wrap ...string) *chaosIngress {
 	t.Helper()
 	bin := e2eBinary(t)
 	dir := t.TempDir()
@@ -60,7 +61,7 @@ func startChaosIngress(t *testing.T, backend string, extra string) *chaosIngress
 	roots.AppendCertsFromPEM(caPEM)
 	c := &chaosIngress{t: t, dir: dir, bolt: e2eFreeAddr(t), admin: e2eFreeAddr(t), roots: roots,
 		routesPath: filepath.Join(dir, "routes.yaml"), log: filepath.Join(dir, "ingress.log"), exited: make(chan error, 1)}
-	writeRoutes(t, c.routesPath, chaosRoutes(backend, 0))
+	writeRoutes(t, c.routesPath, routes)
 	cfg := fmt.Sprintf(`orchestras: ["0000"]
 listeners: [{service: bolt, address: %q}]
 tls: {certificates: [{cert: %q, key: %q}]}
@@ -72,7 +73,8 @@ admin: {address: %q}
 		t.Fatal(err)
 	}
 	defer logFile.Close()
-	c.cmd = exec.Command(bin, "serve", "-config", filepath.Join(dir, "ingress.yaml"))
+	argv := append(wrap, bin, "serve", "-config", filepath.Join(dir, "ingress.yaml"))
+	c.cmd = exec.Command(argv[0], argv[1:]...)
 	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -162,7 +164,7 @@ func (c *chaosIngress) logText() string {
 // starts a new process on the same sockets, the old one drains and exits
 // 0, and no connection attempt fails.
 func TestRestartHandsOverTheSockets(t *testing.T) {
-	c := startChaosIngress(t, e2eEchoBackend(t), "timeouts: {drain: 10s}\n")
+	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "timeouts: {drain: 10s}\n")
 	var attempts, failures atomic.Int64
 	var firstErr atomic.Value
 	stop := make(chan struct{})
@@ -221,7 +223,7 @@ func TestRestartHandsOverTheSockets(t *testing.T) {
 // process exits 0 within the drain timeout.
 func TestSIGTERMDrainsOpenConnections(t *testing.T) {
 	n := 500 * *chaosScale
-	c := startChaosIngress(t, e2eEchoBackend(t), "timeouts: {drain: 20s}\n")
+	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "timeouts: {drain: 20s}\n")
 	conns := make([]*tls.Conn, 0, n)
 	for range n {
 		conn, err := c.dial("abcd1234")
@@ -272,7 +274,7 @@ func TestSIGTERMDrainsOpenConnections(t *testing.T) {
 // once: every byte arrives and no connection is cut.
 func TestStreamsSurviveReloads(t *testing.T) {
 	conns, perConn := 200*(*chaosScale), 256<<10
-	c := startChaosIngress(t, e2eEchoBackend(t), "")
+	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "")
 	backend := e2eEchoBackend(t)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -354,4 +356,261 @@ func TestStreamsSurviveReloads(t *testing.T) {
 	if reloadsSeen < float64(reloads) {
 		t.Errorf("only %v reloads applied, want at least %d", reloadsSeen, reloads)
 	}
+}
+
+// resettingBackend echoes the first line, then resets the connection.
+func resettingBackend(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				c.Write([]byte(line))
+				c.(*net.TCPConn).SetLinger(0) // close with RST: the backend died
+				c.Close()
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// blackHole returns a loopback address whose SYNs go unanswered: a socket
+// listening with a backlog of 0 whose queue is kept full, so the kernel
+// drops further SYNs and a connect hangs, as towards a vanished host.
+func blackHole(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := syscall.Getsockname(fd)
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	for range 2 { // fill the queue; nothing ever accepts
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	if c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond); err == nil {
+		c.Close()
+		t.Skip("this kernel accepts beyond a full backlog: no loopback black hole")
+	}
+	return addr
+}
+
+// TestBackendFaults: a backend that resets mid-stream, one that never
+// answers a SYN, and an instance whose backends are all down each get
+// their outcome, counted, while another instance is served unharmed.
+func TestBackendFaults(t *testing.T) {
+	healthy, resetting, hole := e2eEchoBackend(t), resettingBackend(t), blackHole(t)
+	routes := fmt.Sprintf(`instances:
+  - {dbid: healthy1, orch: "0000", public: true, backends: {bolt: [%q]}}
+  - {dbid: resets01, orch: "0000", public: true, backends: {bolt: [%q]}}
+  - {dbid: blackhol, orch: "0000", public: true, backends: {bolt: [%q]}}
+  - {dbid: alldown1, orch: "0000", public: true, backends: {bolt: [%q, %q]}}
+`, healthy, resetting, hole, closedPort(t), closedPort(t))
+	c := startChaosIngress(t, routes, "backend: {dial_timeout: 700ms}\n")
+	healthyPing := func() {
+		t.Helper()
+		conn, err := c.dial("healthy1")
+		if err != nil {
+			t.Fatalf("the healthy instance: %v", err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "ok?\n")
+		if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || line != "ok?\n" {
+			t.Fatalf("the healthy instance: %q, %v", line, err)
+		}
+	}
+
+	// Reset mid-stream: the client's side closes at once, not at a timeout.
+	conn, err := c.dial("resets01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "first\n")
+	r := bufio.NewReader(conn)
+	if line, err := r.ReadString('\n'); err != nil || line != "first\n" {
+		t.Fatalf("before the reset: %q, %v", line, err)
+	}
+	start := time.Now()
+	_, err = io.Copy(io.Discard, r)
+	resetSeen := time.Since(start)
+	conn.Close()
+	if resetSeen > 5*time.Second {
+		t.Errorf("the client learned of the backend's reset after %v", resetSeen)
+	}
+	healthyPing()
+
+	// A black-holed backend: bounded by dial_timeout, then the client is closed.
+	for _, dbid := range []string{"blackhol", "alldown1"} {
+		conn, err := c.dial(dbid)
+		if err != nil {
+			t.Fatalf("%s: the handshake itself must succeed: %v", dbid, err)
+		}
+		start := time.Now()
+		n, _ := io.Copy(io.Discard, conn)
+		conn.Close()
+		took := time.Since(start)
+		if n != 0 || took > 10*time.Second {
+			t.Errorf("%s: %d bytes, closed after %v", dbid, n, took)
+		}
+		t.Logf("%s: client closed %v after the handshake", dbid, took.Round(time.Millisecond))
+		healthyPing()
+	}
+	eventually(t, "both failures counted", func() bool {
+		return c.metric(`ingress_connections_total{result="backend_unavailable",service="bolt"}`) == 2
+	})
+	t.Logf("backend faults: reset seen by the client after %v; black hole and all-down counted as backend_unavailable (%v); dial errors %v",
+		resetSeen.Round(time.Millisecond), c.metric(`ingress_connections_total{result="backend_unavailable",service="bolt"}`),
+		c.metric("ingress_backend_dial_errors_total"))
+}
+
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestIdleFlood: thousands of connections that never send a byte, and
+// clients that do the ordinary thing at the same time. The clients all
+// succeed, the silent ones are closed at the handshake timeout, and the
+// process comes back to its goroutine count.
+func TestIdleFlood(t *testing.T) {
+	n := 5000 * *chaosScale
+	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "timeouts: {handshake: 2s}\n")
+	baseGoroutines := c.metric("go_goroutines ")
+	baseRSS := rssKiB(c.cmd.Process.Pid)
+	// The Go runtime raised the soft descriptor limit to the hard one at
+	// start-up, as the ingress relies on.
+	limits, _ := os.ReadFile(fmt.Sprintf("/proc/%d/limits", c.cmd.Process.Pid))
+	if m := regexp.MustCompile(`Max open files\s+(\d+)\s+(\d+)`).FindSubmatch(limits); m == nil || string(m[1]) != string(m[2]) {
+		t.Errorf("open file limits (soft, hard) = %q, want soft raised to hard", m)
+	}
+	idle := make([]net.Conn, 0, n)
+	for range n {
+		conn, err := net.DialTimeout("tcp", c.bolt, 5*time.Second)
+		if err != nil {
+			t.Fatalf("opening idle connection %d: %v", len(idle)+1, err)
+		}
+		idle = append(idle, conn)
+	}
+	eventually(t, "the idle connections to be held", func() bool {
+		return c.metric(`ingress_active_connections{service="bolt"}`) >= float64(n)
+	})
+	heldRSS := rssKiB(c.cmd.Process.Pid)
+	for i := range 50 {
+		if err := c.ping(); err != nil {
+			t.Fatalf("ordinary client %d among the idle ones: %v", i, err)
+		}
+	}
+	// The silent ones are closed by the ingress at the handshake timeout.
+	start := time.Now()
+	var closed int
+	for _, conn := range idle {
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := conn.Read(make([]byte, 1)); err == io.EOF {
+			closed++
+		}
+		conn.Close()
+	}
+	took := time.Since(start)
+	if closed != n {
+		t.Errorf("%d of %d idle connections were closed by the ingress", closed, n)
+	}
+	var goroutines float64
+	eventually(t, "the goroutines to return", func() bool {
+		goroutines = c.metric("go_goroutines ")
+		return c.metric(`ingress_active_connections{service="bolt"}`) == 0 && goroutines <= baseGoroutines+10
+	})
+	t.Logf("idle flood: %d silent connections held (RSS %d → %d KiB, %.1f KiB each; %d KiB after) and closed within %v of the timeout; 50 ordinary clients served meanwhile; goroutines %v → %v",
+		n, baseRSS, heldRSS, float64(heldRSS-baseRSS)/float64(n), rssKiB(c.cmd.Process.Pid), took.Round(time.Millisecond), baseGoroutines, goroutines)
+}
+
+func rssKiB(pid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// TestOutOfFileDescriptors: with a low RLIMIT_NOFILE the ingress runs out
+// of descriptors under load, keeps running (accept errors back off), and
+// serves again as soon as connections close.
+func TestOutOfFileDescriptors(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("prlimit (util-linux) is not installed")
+	}
+	const limit = 96
+	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "timeouts: {handshake: 2s}\n",
+		prlimit, fmt.Sprintf("--nofile=%d:%d", limit, limit), "--")
+	var open []*tls.Conn
+	var failed int
+	for range limit {
+		if failed == 3 {
+			break // the limit bites; each failure costs its timeout
+		}
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", c.bolt,
+			&tls.Config{ServerName: "abcd1234.production-orch-0000.neo4j.io", RootCAs: c.roots})
+		if err == nil {
+			conn.SetDeadline(time.Now().Add(3 * time.Second))
+			fmt.Fprintf(conn, "hold\n")
+			_, err = bufio.NewReader(conn).ReadString('\n')
+		}
+		if err != nil {
+			failed++
+			if conn != nil {
+				conn.Close()
+			}
+			continue
+		}
+		conn.SetDeadline(time.Time{})
+		open = append(open, conn)
+	}
+	if failed == 0 {
+		t.Fatalf("%d proxied connections fit in %d descriptors: the limit did not bite", len(open), limit)
+	}
+	select {
+	case err := <-c.exited:
+		t.Fatalf("the ingress died out of descriptors: %v", err)
+	default:
+	}
+	for _, conn := range open {
+		conn.Close()
+	}
+	// Recovery: ordinary clients again, once descriptors are free.
+	eventually(t, "clients to be served again", func() bool { return c.ping() == nil })
+	for i := range 20 {
+		if err := c.ping(); err != nil {
+			t.Fatalf("client %d after recovery: %v", i, err)
+		}
+	}
+	t.Logf("out of descriptors (RLIMIT_NOFILE %d): %d connections held, %d refused or failed, served again after they closed; accept back-off logged: %v",
+		limit, len(open), failed, strings.Contains(c.logText(), "accept failed; backing off"))
 }
