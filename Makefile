@@ -4,7 +4,7 @@ export GOTOOLCHAIN := local
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
-FUZZTIME ?= 5s
+FUZZTIME ?= 20s
 
 .PHONY: build run test fuzz bench lint clean
 

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -613,4 +614,50 @@ func TestOutOfFileDescriptors(t *testing.T) {
 	}
 	t.Logf("out of descriptors (RLIMIT_NOFILE %d): %d connections held, %d refused or failed, served again after they closed; accept back-off logged: %v",
 		limit, len(open), failed, strings.Contains(c.logText(), "accept failed; backing off"))
+}
+
+// TestTLSScan runs testssl.sh against a running ingress and parses its
+// JSON: no finding may be worse than OK or INFO, but for the few below,
+// each with the reason it is not a fault of the ingress.
+func TestTLSScan(t *testing.T) {
+	testssl, err := exec.LookPath("testssl")
+	if err != nil {
+		if testssl, err = exec.LookPath("testssl.sh"); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("testssl.sh is not installed; .ci/run installs it")
+			}
+			t.Skip("testssl.sh is not installed")
+		}
+	}
+	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "")
+	host, port, _ := net.SplitHostPort(c.bolt)
+	out := filepath.Join(c.dir, "testssl.json")
+	cmd := exec.Command(testssl, "--quiet", "--color", "0", "--warnings", "off", "--add-ca", filepath.Join(c.dir, "ca.pem"),
+		"--jsonfile", out, "--ip", host, "abcd1234.production-orch-0000.neo4j.io:"+port)
+	// Its exit status counts findings; the JSON says which.
+	text, runErr := cmd.CombinedOutput()
+	var findings []struct{ ID, Severity, Finding string }
+	b, _ := os.ReadFile(out)
+	if err := json.Unmarshal(b, &findings); err != nil || len(findings) < 50 {
+		t.Fatalf("testssl JSON (%d findings): %v (exit %v)\n%s", len(findings), err, runErr, text)
+	}
+	accepted := map[string]string{
+		"TLS_session_ticket": "crypto/tls fixes the ticket lifetime hint at 7 days; the keys rotate every 12 h",
+		"cert_revocation":    "the dev CA's leaf names no CRL or OCSP responder; ACME certificates do",
+		"DNS_CAArecord":      "no public DNS for the test name",
+		"secure_renego":      "testssl's probe handshake; the ingress sends renegotiation_info and refuses renegotiation (secure_client_renego is OK)",
+	}
+	counts := map[string]int{}
+	for _, f := range findings {
+		counts[f.Severity]++
+		if f.Severity == "OK" || f.Severity == "INFO" || f.Severity == "DEBUG" {
+			continue
+		}
+		if reason, ok := accepted[f.ID]; ok {
+			t.Logf("accepted: %s %s %q: %s", f.ID, f.Severity, f.Finding, reason)
+			continue
+		}
+		t.Errorf("testssl: %s %s: %s", f.ID, f.Severity, f.Finding)
+	}
+	t.Logf("testssl.sh: %d findings by severity %v", len(findings), counts)
 }
