@@ -83,10 +83,7 @@ func (l *listener) serve(c *clientConn) {
 	defer func() {
 		if p := recover(); p != nil {
 			rec.result, rec.err = resultHandshakeError, fmt.Errorf("panic: %v", p)
-			s.logger.Error("panic in connection handler", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
-			if s.metrics != nil {
-				s.metrics.panics.Inc()
-			}
+			s.recovered(p)
 		}
 		stop()
 		c.Close()
@@ -168,6 +165,14 @@ func (l *listener) serve(c *clientConn) {
 	if s.metrics != nil {
 		s.metrics.bytesIn[l.svc].Add(float64(rec.in))
 		s.metrics.bytesOut[l.svc].Add(float64(rec.out))
+	}
+}
+
+// recovered logs and counts a panic recovered in a connection's goroutines.
+func (s *Server) recovered(p any) {
+	s.logger.Error("panic in connection handler", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+	if s.metrics != nil {
+		s.metrics.panics.Inc()
 	}
 }
 

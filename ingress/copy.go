@@ -38,7 +38,7 @@ func (s *Server) proxy(client *tls.Conn, raw *clientConn, backend net.Conn) (in,
 	p := &pipe{idle: s.cfg.Timeouts.Idle}
 	p.last.Store(time.Now().UnixNano())
 	upDone := make(chan error, 1)
-	go p.proxyCopyUp(client, backend, &in, upDone)
+	go s.proxyCopyUp(p, client, backend, &in, upDone)
 	out, downErr := p.copy(backend, client, backend, func() error {
 		// Backend finished sending: close_notify, then the TCP FIN that
 		// tls.Conn.CloseWrite does not send.
@@ -55,9 +55,18 @@ func (s *Server) proxy(client *tls.Conn, raw *clientConn, backend net.Conn) (in,
 }
 
 // proxyCopyUp is the client→backend direction. It has a name of its own so
-// that it reads clearly in goroutine dumps.
-func (p *pipe) proxyCopyUp(client *tls.Conn, backend net.Conn, n *int64, done chan<- error) {
+// that it reads clearly in goroutine dumps. Like the connection's own
+// goroutine it recovers a panic, which ends this connection only.
+func (s *Server) proxyCopyUp(p *pipe, client *tls.Conn, backend net.Conn, n *int64, done chan<- error) {
 	var err error
+	defer func() {
+		if r := recover(); r != nil {
+			s.recovered(r)
+			client.Close()
+			backend.Close()
+			done <- fmt.Errorf("panic: %v", r)
+		}
+	}()
 	*n, err = p.copy(client.NetConn(), backend, client, func() error {
 		if hc, ok := backend.(halfCloser); ok {
 			return hc.CloseWrite()

@@ -96,6 +96,7 @@ type envSetup struct {
 	ingress.Config
 	certNames []string // the dev leaf's names
 	tickets   ingress.TicketKeySource
+	dial      ingress.DialFunc
 }
 
 type envOption func(*envSetup)
@@ -152,7 +153,7 @@ func startEnv(t *testing.T, routesYAML string, opts ...envOption) *env {
 	cfg = setup.Config
 	srv, err := ingress.New(cfg, ingress.Options{
 		Routes: &holder, Certs: certs, Logger: logger, Metrics: ingress.NewMetrics(reg),
-		SessionTickets: setup.tickets,
+		SessionTickets: setup.tickets, Dial: setup.dial,
 	})
 	if err != nil {
 		t.Fatal(err)

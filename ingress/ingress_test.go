@@ -468,3 +468,42 @@ func TestSessionResumption(t *testing.T) {
 		}
 	}
 }
+
+// TestPanicEndsOnlyItsConnection: a panic in a connection's goroutine (here
+// a dial function that panics for one backend) is recovered, logged and
+// counted; other connections are served as before.
+func TestPanicEndsOnlyItsConnection(t *testing.T) {
+	a, b := startBackend(t, "a"), startBackend(t, "b")
+	var d net.Dialer
+	e := startEnv(t, twoInstances(a, b), func(s *envSetup) {
+		s.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if addr == a.addr() {
+				panic("injected dial panic")
+			}
+			return d.DialContext(ctx, network, addr)
+		}
+	})
+	c, err := e.dial("bolt", fqdn("abcd1234"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := io.Copy(io.Discard, c); n != 0 {
+		t.Errorf("read %d bytes from a connection whose handler panicked", n)
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for counterValue(t, e.reg, "ingress_panics_total", nil) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("ingress_panics_total did not reach 1")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(e.logs.FilterMessage("panic in connection handler").All()) != 1 {
+		t.Error("the panic was not logged")
+	}
+	c2, _, got := e.mustGreet("bolt", fqdn("ef567890"))
+	c2.Close()
+	if got != "hello b" {
+		t.Errorf("after the panic: %q", got)
+	}
+}
