@@ -41,19 +41,7 @@ dns: {address: %q, answer_ipv4: ["127.0.0.1"]}
 admin: {address: %q}
 `, httpsAddr, pebble.Directory, pebble.CAFile, dnsAddr, adminAddr)), 0o644)
 
-	logs := &lockedBuffer{}
-	cmd := exec.Command(bin, "serve", "-config", filepath.Join(dir, "ingress.yaml"))
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("ingress output:\n%s", logs)
-		}
-	})
+	_, logs, _ := runBinary(t, bin, "serve", "-config", filepath.Join(dir, "ingress.yaml"))
 	roots := pebble.Roots(t)
 	host := "abcd1234.production-orch-0000.neo4j.io"
 	leaf := func(mod func(*tls.Config)) (any, error) {

@@ -426,7 +426,7 @@ func TestBackendFaults(t *testing.T) {
   - {dbid: resets01, orch: "0000", public: true, backends: {bolt: [%q]}}
   - {dbid: blackhol, orch: "0000", public: true, backends: {bolt: [%q]}}
   - {dbid: alldown1, orch: "0000", public: true, backends: {bolt: [%q, %q]}}
-`, healthy, resetting, hole, closedPort(t), closedPort(t))
+`, healthy, resetting, hole, e2eFreeAddr(t), e2eFreeAddr(t)) // nothing listens on the last two
 	c := startChaosIngress(t, routes, "backend: {dial_timeout: 700ms}\n")
 	healthyPing := func() {
 		t.Helper()
@@ -482,17 +482,6 @@ func TestBackendFaults(t *testing.T) {
 	t.Logf("backend faults: reset seen by the client after %v; black hole and all-down counted as backend_unavailable (%v); dial errors %v",
 		resetSeen.Round(time.Millisecond), c.metric(`ingress_connections_total{result="backend_unavailable",service="bolt"}`),
 		c.metric("ingress_backend_dial_errors_total"))
-}
-
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // TestIdleFlood: thousands of connections that never send a byte, and

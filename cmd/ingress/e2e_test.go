@@ -79,6 +79,28 @@ func e2eEchoBackend(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// runBinary starts bin with args, its output in logs, and kills it when
+// the test ends, showing the output if the test failed. exited hears how
+// it ended.
+func runBinary(t *testing.T, bin string, args ...string) (cmd *exec.Cmd, logs *lockedBuffer, exited <-chan error) {
+	t.Helper()
+	logs = &lockedBuffer{}
+	cmd = exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("ingress %s output:\n%s", args[0], logs)
+		}
+	})
+	return cmd, logs, done
+}
+
 // lockedBuffer collects the process's log output.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -154,20 +176,7 @@ func TestServeEndToEnd(t *testing.T) {
 `, backendA, echo)
 	writeRoutes(t, routesPath, routesA)
 
-	logs := &lockedBuffer{}
-	cmd := exec.Command(bin, "serve", "-config", cfgPath)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("ingress output:\n%s", logs)
-		}
-	})
+	cmd, logs, exited := runBinary(t, bin, "serve", "-config", cfgPath)
 
 	readyz := func() int {
 		resp, err := http.Get("http://" + adminAddr + "/readyz")
@@ -337,20 +346,7 @@ func TestDNSCommand(t *testing.T) {
 admin: {address: %q}
 dns: {address: %q, answer_ipv4: ["10.10.10.10"], known_only: true}
 `, e2eFreeAddr(t), dnsAddr)), 0o644)
-	logs := &lockedBuffer{}
-	cmd := exec.Command(bin, "dns", "-config", cfgPath)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("ingress dns output:\n%s", logs)
-		}
-	})
+	cmd, logs, exited := runBinary(t, bin, "dns", "-config", cfgPath)
 	host, port, _ := net.SplitHostPort(dnsAddr)
 	query := func(name string) string {
 		out, _ := exec.Command(dig, "@"+host, "-p", port, "+tries=1", "+time=2", name).CombinedOutput()

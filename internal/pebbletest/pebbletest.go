@@ -131,18 +131,9 @@ func Start(t testing.TB, dnsAddr string) *Pebble {
 // every start).
 func (p *Pebble) Roots(t testing.TB) *x509.CertPool {
 	t.Helper()
-	resp, err := p.client.Get(p.mgmt + "/roots/0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	pemBytes, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		t.Fatalf("pebble's root is not PEM: %q", pemBytes)
+	if pem := p.rootPEM(t); !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("pebble's root is not PEM: %q", pem)
 	}
 	return pool
 }
@@ -150,15 +141,23 @@ func (p *Pebble) Roots(t testing.TB) *x509.CertPool {
 // RootPEM writes Pebble's root to a file in dir and returns its path.
 func (p *Pebble) RootPEM(t testing.TB, dir string) string {
 	t.Helper()
+	path := filepath.Join(dir, "pebble-root.pem")
+	if err := os.WriteFile(path, p.rootPEM(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func (p *Pebble) rootPEM(t testing.TB) []byte {
+	t.Helper()
 	resp, err := p.client.Get(p.mgmt + "/roots/0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	path := filepath.Join(dir, "pebble-root.pem")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return path
+	return b
 }
