@@ -51,6 +51,7 @@ var allowed = map[string][]string{
 	"dnsstub":             {"routing"},
 	"internal/demo":       {"internal/bolt"},
 	"internal/pebbletest": {"tlsconfig"},
+	"internal/etcdtest":   {},
 	"bench":               {"ingress", "routing", "tlsconfig", "dnsstub", "internal/demo"},
 }
 
