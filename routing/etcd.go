@@ -7,11 +7,37 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
+
+// KVStore is what a route source needs of a revisioned key-value store:
+// etcd, through internal/etcdkv. routing stays free of its client (and of
+// the TLS, HTTP and logging that come with it).
+type KVStore interface {
+	// Load returns every key under prefix and the store's revision.
+	Load(ctx context.Context, prefix string) ([]KV, int64, error)
+	// Watch sends the changes under prefix from revision from on, until
+	// ctx ends or the watch fails; its last batch then carries the error.
+	Watch(ctx context.Context, prefix string, from int64) <-chan KVBatch
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+}
+
+// KV is one key's value at a revision; Deleted marks a deletion.
+type KV struct {
+	Key         string
+	Value       []byte
+	ModRevision int64
+	Deleted     bool
+}
+
+// KVBatch is one watch response: its changes, the store's revision after
+// them, or why the watch ended (Compacted when it fell behind compaction).
+type KVBatch struct {
+	Changes   []KV
+	Revision  int64
+	Err       error
+	Compacted bool
+}
 
 // EtcdSource keeps a Holder's table in step with the instances under a
 // prefix in etcd, one key per instance (<prefix><orch>/<dbid>, the value a
@@ -20,7 +46,7 @@ import (
 // While etcd is unreachable the last table keeps serving and Stale says
 // since when; a lost watch or a compaction reloads the prefix.
 type EtcdSource struct {
-	Client    *clientv3.Client
+	Store     KVStore
 	Prefix    string // e.g. /ingress/routes/
 	Namespace Namespace
 	Holder    *Holder
@@ -42,24 +68,24 @@ func Key(prefix, orch, dbid string) string { return prefix + orch + "/" + dbid }
 
 // Load reads every instance under the prefix and publishes the table.
 func (s *EtcdSource) Load(ctx context.Context) error {
-	resp, err := s.Client.Get(ctx, s.Prefix, clientv3.WithPrefix())
+	kvs, rev, err := s.Store.Load(ctx, s.Prefix)
 	if err != nil {
 		return fmt.Errorf("loading routes from etcd %s: %w", s.Prefix, err)
 	}
-	entries := make(map[string]Entry, len(resp.Kvs))
+	entries := make(map[string]Entry, len(kvs))
 	var bad []error
-	for _, kv := range resp.Kvs {
-		e, err := ParseEntry("etcd:"+string(kv.Key), kv.Value, s.Namespace)
+	for _, kv := range kvs {
+		e, err := ParseEntry("etcd:"+kv.Key, kv.Value, s.Namespace)
 		if err != nil {
 			bad = append(bad, err)
 			continue
 		}
-		entries[string(kv.Key)] = e
+		entries[kv.Key] = e
 	}
 	s.mu.Lock()
-	s.entries, s.rev = entries, resp.Header.Revision
+	s.entries, s.rev = entries, rev
 	s.mu.Unlock()
-	s.publish(len(resp.Kvs))
+	s.publish(len(kvs))
 	for _, err := range bad {
 		s.report(nil, 0, err)
 	}
@@ -95,7 +121,7 @@ func (s *EtcdSource) Run(ctx context.Context) error {
 func (s *EtcdSource) follow(ctx context.Context, from int64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	watch := s.Client.Watch(clientv3.WithRequireLeader(ctx), s.Prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
+	watch := s.Store.Watch(ctx, s.Prefix, from)
 	batch := s.Batch
 	if batch <= 0 {
 		batch = 50 * time.Millisecond
@@ -105,57 +131,54 @@ func (s *EtcdSource) follow(ctx context.Context, from int64) error {
 		if !ok {
 			return errors.New("watch channel closed")
 		}
-		if err := resp.Err(); err != nil {
-			if errors.Is(err, rpctypes.ErrCompacted) {
-				return fmt.Errorf("compacted past revision %d", from)
-			}
-			return err
+		if resp.Compacted {
+			return fmt.Errorf("compacted past revision %d", from)
+		}
+		if resp.Err != nil {
+			return resp.Err
 		}
 		// Gather the rest of the burst, then build one table.
-		events := resp.Events
-		rev := resp.Header.Revision
+		changes, rev := resp.Changes, resp.Revision
 		timer := time.NewTimer(batch)
 	gather:
 		for {
 			select {
 			case more, ok := <-watch:
-				if !ok || more.Err() != nil {
+				if !ok || more.Err != nil || more.Compacted {
 					break gather // the outer loop sees the end next time
 				}
-				events = append(events, more.Events...)
-				rev = more.Header.Revision
+				changes = append(changes, more.Changes...)
+				rev = more.Revision
 			case <-timer.C:
 				break gather
 			}
 		}
 		timer.Stop()
-		s.apply(events, rev)
+		s.apply(changes, rev)
 	}
 }
 
-func (s *EtcdSource) apply(events []*clientv3.Event, rev int64) {
+func (s *EtcdSource) apply(changes []KV, rev int64) {
 	var bad []error
 	s.mu.Lock()
-	for _, ev := range events {
-		if ev.Kv.ModRevision <= s.rev {
+	for _, kv := range changes {
+		if kv.ModRevision <= s.rev {
 			continue // a reload after reconnecting already has it
 		}
-		key := string(ev.Kv.Key)
-		switch ev.Type {
-		case mvccpb.DELETE:
-			delete(s.entries, key)
-		case mvccpb.PUT:
-			e, err := ParseEntry("etcd:"+key, ev.Kv.Value, s.Namespace)
-			if err != nil {
-				bad = append(bad, err) // the key keeps its last good value
-				continue
-			}
-			s.entries[key] = e
+		if kv.Deleted {
+			delete(s.entries, kv.Key)
+			continue
 		}
+		e, err := ParseEntry("etcd:"+kv.Key, kv.Value, s.Namespace)
+		if err != nil {
+			bad = append(bad, err) // the key keeps its last good value
+			continue
+		}
+		s.entries[kv.Key] = e
 	}
 	s.rev = max(s.rev, rev)
 	s.mu.Unlock()
-	s.publish(len(events))
+	s.publish(len(changes))
 	for _, err := range bad {
 		s.report(nil, 0, err)
 	}
@@ -204,7 +227,7 @@ func (s *EtcdSource) probe(ctx context.Context) {
 		case <-tick.C:
 		}
 		pctx, cancel := context.WithTimeout(ctx, probeEvery)
-		_, err := s.Client.Get(pctx, s.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		err := s.Store.Ping(pctx)
 		cancel()
 		s.mu.Lock()
 		wasStale := !s.staleSince.IsZero()

@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/neo4j/private-ingress/internal/etcdkv"
 	"github.com/neo4j/private-ingress/internal/etcdtest"
 	"github.com/neo4j/private-ingress/routing"
 )
@@ -55,7 +56,7 @@ func TestEtcdSource(t *testing.T) {
 	var swaps atomic.Int64
 	var mu sync.Mutex
 	var rejected []error
-	s := &routing.EtcdSource{Client: cli, Prefix: prefix, Namespace: etcdNS, Holder: &holder,
+	s := &routing.EtcdSource{Store: etcdkv.Store{Client: cli}, Prefix: prefix, Namespace: etcdNS, Holder: &holder,
 		OnApply: func(tbl *routing.Table, changes int, err error) {
 			if err != nil {
 				mu.Lock()
@@ -138,7 +139,7 @@ func TestEtcdSourceRecoversFromCompaction(t *testing.T) {
 	defer cancel()
 	var holder routing.Holder
 	var reloads atomic.Int64
-	s := &routing.EtcdSource{Client: cli, Prefix: prefix, Namespace: etcdNS, Holder: &holder,
+	s := &routing.EtcdSource{Store: etcdkv.Store{Client: cli}, Prefix: prefix, Namespace: etcdNS, Holder: &holder,
 		OnApply: func(_ *routing.Table, _ int, err error) {
 			if err != nil {
 				reloads.Add(1)

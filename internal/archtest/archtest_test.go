@@ -43,7 +43,7 @@ func listPackages(t *testing.T) []pkg {
 // knows nothing of TLS or sockets, tlsconfig nothing of routes, and only
 // cmd/ingress wires packages together.
 var allowed = map[string][]string{
-	"cmd/ingress":         {"ingress", "routing", "tlsconfig", "dnsstub", "internal/config", "internal/demo", "internal/handover"},
+	"cmd/ingress":         {"ingress", "routing", "tlsconfig", "dnsstub", "internal/config", "internal/demo", "internal/handover", "internal/etcdkv"},
 	"internal/config":     {"ingress", "routing", "tlsconfig", "dnsstub", "internal/yamlutil"},
 	"ingress":             {"routing", "tlsconfig", "internal/bolt"},
 	"routing":             {"internal/yamlutil", "internal/fswatch"},
@@ -52,6 +52,7 @@ var allowed = map[string][]string{
 	"internal/demo":       {"internal/bolt"},
 	"internal/pebbletest": {"tlsconfig"},
 	"internal/etcdtest":   {},
+	"internal/etcdkv":     {"routing"},
 	"bench":               {"ingress", "routing", "tlsconfig", "dnsstub", "internal/demo"},
 }
 
