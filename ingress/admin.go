@@ -18,7 +18,9 @@ import (
 // that a load balancer stops sending before connections are refused), and
 // Go's profiler under /debug/pprof/ (the admin address is loopback by
 // default: expose it no further than metrics).
-func AdminHandler(gatherer prometheus.Gatherer, ready func() bool) http.Handler {
+// detail, if not nil, adds a line to /readyz's body (say, that the routes
+// are stale) without changing its status.
+func AdminHandler(gatherer prometheus.Gatherer, ready func() bool, detail func() string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -34,6 +36,11 @@ func AdminHandler(gatherer prometheus.Gatherer, ready func() bool) http.Handler 
 			return
 		}
 		fmt.Fprintln(w, "ready")
+		if detail != nil {
+			if d := detail(); d != "" {
+				fmt.Fprintln(w, d)
+			}
+		}
 	})
 	return mux
 }

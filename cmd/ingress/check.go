@@ -24,6 +24,11 @@ func check(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if cfg.Routes.Etcd != nil {
+		fmt.Fprintf(stdout, "%s: ok: %d listeners, routes in etcd under %s, %d certificates\n",
+			path, len(cfg.Ingress.Listeners), cfg.Routes.Etcd.Prefix, len(cfg.TLS.Certificates))
+		return 0
+	}
 	table, err := routing.LoadFile(cfg.Routes.File, cfg.Namespace, nil)
 	if err != nil { // changed since Check read it
 		fmt.Fprintln(stderr, err)

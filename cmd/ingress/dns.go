@@ -42,18 +42,19 @@ func runDNS(ctx context.Context, path string, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	var watcher *routing.Watcher
+	var routeSrc *routeSource
 	if cfg.DNS.KnownOnly {
-		watcher = &routing.Watcher{Path: cfg.Routes.File, Namespace: cfg.Namespace, Holder: &routes,
-			OnReload: func(t *routing.Table, err error) {
-				if err != nil {
-					logger.Error("routes reload failed; keeping the last good table", zap.Error(err))
-				}
-			}}
-		if err := watcher.Reload(true); err != nil {
+		var err error
+		routeSrc, err = newRouteSource(ctx, cfg, &routes, logger, func(_ *routing.Table, err error) {
+			if err != nil {
+				logger.Error("routes reload failed; keeping the last good table", zap.Error(err))
+			}
+		})
+		if err != nil {
 			return err
 		}
-		go watcher.Run(bg)
+		defer routeSrc.close()
+		go routeSrc.run(bg)
 	}
 	go func() {
 		for {
@@ -68,8 +69,8 @@ func runDNS(ctx context.Context, path string, stderr io.Writer) error {
 			} else if restart := needRestart(cfg, next); len(restart) > 0 {
 				logger.Warn("changed settings take effect at the next restart", zap.Strings("settings", restart))
 			}
-			if watcher != nil {
-				_ = watcher.Reload(true) // reported through OnReload
+			if routeSrc != nil {
+				_ = routeSrc.reload(bg) // reported through its callback
 			}
 		}
 	}()
@@ -77,7 +78,11 @@ func runDNS(ctx context.Context, path string, stderr io.Writer) error {
 	if err := srv.Listen(ctx); err != nil {
 		return err
 	}
-	admin, err := ingress.ListenAdmin(ctx, nil, cfg.Admin.Address, ingress.AdminHandler(reg, func() bool { return ctx.Err() == nil }))
+	var detail func() string
+	if routeSrc != nil {
+		detail = routeSrc.readyDetail
+	}
+	admin, err := ingress.ListenAdmin(ctx, nil, cfg.Admin.Address, ingress.AdminHandler(reg, func() bool { return ctx.Err() == nil }, detail))
 	if err != nil {
 		srv.Shutdown(context.Background())
 		return err

@@ -1,6 +1,6 @@
 // Command ingress is the private ingress: a TLS/SNI proxy that splices
 // connections for <dbid>.production-orch-<orch>.<domain> to that database's
-// backends. Subcommands: serve, check, version. It holds no logic of its
+// backends. Subcommands: serve, dns, check, demo, routes, version. It holds no logic of its
 // own: flags, wiring and signals only.
 package main
 
@@ -28,6 +28,11 @@ commands:
   serve -config ingress.yaml   run the ingress (and the DNS stub when dns.address is set)
   dns -config ingress.yaml     run only the DNS stub
   check -config ingress.yaml   validate config, routes and certificates; exit 1 on errors
+  routes put -config ingress.yaml FILE...
+                               validate instances (one routes.yaml entry per file) and write them to etcd
+  routes delete -config ingress.yaml DBID [ORCH]
+  routes list -config ingress.yaml
+                               the instances in etcd (routes.etcd)
   version                      print the version
 `
 
@@ -46,7 +51,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "ingress.yaml", "path to ingress.yaml")
 	demoDir := fs.String("dir", "demo", "demo: where to write the dev CA, certificate and config")
 	realPorts := fs.Bool("real-ports", false, "demo: listen on the production ports (443, 7687, 7474, 8491, DNS 53) of all addresses")
+	var verb string
 	switch cmd {
+	case "routes":
+		if len(args) == 0 {
+			fmt.Fprintf(stderr, "ingress routes: put, delete or list\n%s", usage)
+			return 2
+		}
+		verb, args = args[0], args[1:]
 	case "serve", "check", "demo", "dns":
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "ingress %s\n", version)
@@ -61,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() > 0 && cmd != "routes" {
 		fmt.Fprintf(stderr, "ingress %s: unexpected arguments %q\n", cmd, fs.Args())
 		return 2
 	}
@@ -80,6 +92,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDemo(ctx, demoOptions{Dir: *demoDir, Ports: ports, Stdout: stdout, Stderr: stderr})
 	case "dns":
 		err = runDNS(ctx, *configPath, stderr)
+	case "routes":
+		err = routesCommand(ctx, *configPath, append([]string{verb}, fs.Args()...), stdout, stderr)
 	default:
 		err = serve(ctx, *configPath, stderr)
 	}

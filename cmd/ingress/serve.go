@@ -58,24 +58,22 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := ingress.NewMetrics(reg)
 
-	// Routes: the first load must succeed; later bad files keep the last
-	// good table.
+	// Routes: the first load must succeed; later bad files (or etcd
+	// values) keep the last good table.
 	var routes routing.Holder
-	watcher := &routing.Watcher{
-		Path: cfg.Routes.File, Namespace: cfg.Namespace, Holder: &routes,
-		OnReload: func(t *routing.Table, err error) {
-			metrics.Reloaded(err)
-			if err != nil {
-				logger.Error("routes reload failed; keeping the last good table", zap.Error(err))
-				return
-			}
-			metrics.SetRoutes(t.Len())
-			logger.Info("routes loaded", zap.String("file", cfg.Routes.File), zap.Int("instances", t.Len()))
-		},
-	}
-	if err := watcher.Reload(true); err != nil {
+	routeSrc, err := newRouteSource(ctx, cfg, &routes, logger, func(t *routing.Table, err error) {
+		metrics.Reloaded(err)
+		if err != nil {
+			logger.Error("routes reload failed; keeping the last good table", zap.Error(err))
+			return
+		}
+		metrics.SetRoutes(t.Len())
+		logger.Info("routes loaded", zap.Int("instances", t.Len()))
+	})
+	if err != nil {
 		return err
 	}
+	defer routeSrc.close()
 
 	certs := tlsconfig.NewStore(logger.Named("tls"), tlsconfig.NewMetrics(reg))
 	defer certs.Close()
@@ -116,7 +114,7 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 			return err
 		}
 	}
-	admin, err := ingress.ListenAdmin(ctx, sockets.Listen, cfg.Admin.Address, ingress.AdminHandler(reg, srv.Ready))
+	admin, err := ingress.ListenAdmin(ctx, sockets.Listen, cfg.Admin.Address, ingress.AdminHandler(reg, srv.Ready, routeSrc.readyDetail))
 	if err != nil {
 		srv.Shutdown(context.Background())
 		if dnsSrv != nil {
@@ -128,7 +126,7 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 	bg, cancelBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := watcher.Run(bg); err != nil {
+		if err := routeSrc.run(bg); err != nil {
 			logger.Error("routes watcher stopped", zap.Error(err))
 		}
 	})
@@ -183,7 +181,7 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
-	wg.Go(func() { reloadOnHUP(bg, cfg, watcher, certs, metrics, logger) })
+	wg.Go(func() { reloadOnHUP(bg, cfg, routeSrc, certs, metrics, logger) })
 
 	fields := []zap.Field{zap.String("admin", admin.Addr().String()), zap.Int("instances", routes.Load().Len())}
 	if dnsSrv != nil {
@@ -267,7 +265,7 @@ const handoverTimeout = 30 * time.Second
 // reloadOnHUP re-reads the config file, the routes and the certificates on
 // SIGHUP. Settings that need new sockets (listeners, admin) or that the data
 // path holds (timeouts, limits, backend) are reported as needing a restart.
-func reloadOnHUP(ctx context.Context, cfg *config.Config, watcher *routing.Watcher, certs *tlsconfig.Store, metrics *ingress.Metrics, logger *zap.Logger) {
+func reloadOnHUP(ctx context.Context, cfg *config.Config, routeSrc *routeSource, certs *tlsconfig.Store, metrics *ingress.Metrics, logger *zap.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -292,7 +290,7 @@ func reloadOnHUP(ctx context.Context, cfg *config.Config, watcher *routing.Watch
 		if err != nil {
 			logger.Error("certificate reload failed; keeping the previous certificate", zap.Error(err))
 		}
-		_ = watcher.Reload(true) // counted and reported through OnReload
+		_ = routeSrc.reload(ctx) // counted and reported through its callback
 	}
 }
 
@@ -317,7 +315,7 @@ func needRestart(cfg, next *config.Config) []string {
 		name     string
 		old, new any
 	}{
-		{"routes.file", cfg.Routes, next.Routes},
+		{"routes", cfg.Routes, next.Routes},
 		{"domain, orchestras", cfg.Namespace, next.Namespace},
 		{"listeners, proxy_protocol, backend, timeouts, limits, refusals", cfg.Ingress, next.Ingress},
 		{"admin", cfg.Admin, next.Admin},

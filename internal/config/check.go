@@ -16,12 +16,15 @@ import (
 // an operator's attention but do not stop it.
 func Check(cfg *Config) (warnings []string, err error) {
 	var errs []string
-	if _, err := routing.LoadFile(cfg.Routes.File, cfg.Namespace, nil); err != nil {
-		var positioned yamlutil.Errors
-		if errors.As(err, &positioned) {
-			errs = append(errs, err.Error())
-		} else {
-			errs = append(errs, fmt.Sprintf("%s: routes.file: %v", cfg.Path, err))
+	// Routes in etcd are validated one by one by `ingress routes put`.
+	if cfg.Routes.Etcd == nil {
+		if _, err := routing.LoadFile(cfg.Routes.File, cfg.Namespace, nil); err != nil {
+			var positioned yamlutil.Errors
+			if errors.As(err, &positioned) {
+				errs = append(errs, err.Error())
+			} else {
+				errs = append(errs, fmt.Sprintf("%s: routes.file: %v", cfg.Path, err))
+			}
 		}
 	}
 	var leaves []tlsconfig.Leaf

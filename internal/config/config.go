@@ -42,9 +42,26 @@ type fileYAML struct {
 	Log           LogConfig                   `yaml:"log"`
 }
 
-// RoutesConfig says where the routing table comes from.
+// RoutesConfig says where the routing table comes from: a file, or etcd.
 type RoutesConfig struct {
-	File string `yaml:"file"`
+	File string      `yaml:"file"`
+	Etcd *EtcdConfig `yaml:"etcd"`
+}
+
+// EtcdConfig is routes.etcd: the etcd cluster a fleet of replicas shares
+// the routing table through.
+type EtcdConfig struct {
+	Endpoints   []string      `yaml:"endpoints"`    // http(s)://host:port
+	Prefix      string        `yaml:"prefix"`       // keys are <prefix><orch>/<dbid>
+	DialTimeout time.Duration `yaml:"dial_timeout"` // per connection attempt
+	TLS         EtcdTLS       `yaml:"tls"`
+}
+
+// EtcdTLS is the client side of TLS to etcd; empty fields are not used.
+type EtcdTLS struct {
+	CA   string `yaml:"ca"`   // PEM roots for etcd's certificate
+	Cert string `yaml:"cert"` // client certificate, for etcd's client auth
+	Key  string `yaml:"key"`
 }
 
 // LogConfig sets up the zap logger.
@@ -76,6 +93,7 @@ const (
 	DefaultAdminAddress   = "127.0.0.1:9090"
 	DefaultDNSTTL         = 60
 	DefaultACMEStorage    = "certmagic" // beside ingress.yaml
+	DefaultEtcdPrefix     = "/ingress/routes/"
 	DefaultTicketRotation = 12 * time.Hour
 )
 
@@ -245,10 +263,35 @@ func (v *validator) build(raw *fileYAML) *Config {
 
 	// Routes.
 	cfg.Routes = raw.Routes
-	if cfg.Routes.File == "" {
-		cfg.Routes.File = DefaultRoutesFile
+	if e := cfg.Routes.Etcd; e != nil {
+		if cfg.Routes.File != "" {
+			v.Addf(v.at("routes"), "routes: give file or etcd, not both")
+		}
+		if len(e.Endpoints) == 0 {
+			v.Addf(v.at("routes", "etcd"), "routes.etcd.endpoints: at least one etcd endpoint, e.g. http://10.0.0.5:2379")
+		}
+		for i, ep := range e.Endpoints {
+			if u, err := url.Parse(ep); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Port() == "" {
+				v.Addf(yamlutil.Item(v.at("routes", "etcd", "endpoints"), i), "etcd endpoint %q must be http(s)://host:port", ep)
+			}
+		}
+		if e.Prefix == "" {
+			e.Prefix = DefaultEtcdPrefix
+		}
+		if !strings.HasPrefix(e.Prefix, "/") || !strings.HasSuffix(e.Prefix, "/") {
+			v.Addf(v.at("routes", "etcd", "prefix"), "routes.etcd.prefix %q must start and end with /", e.Prefix)
+		}
+		v.duration(&e.DialTimeout, DefaultDialTimeout, false, "routes", "etcd", "dial_timeout")
+		if (e.TLS.Cert == "") != (e.TLS.Key == "") {
+			v.Addf(v.at("routes", "etcd", "tls"), "routes.etcd.tls needs both cert and key, or neither")
+		}
+		e.TLS.CA, e.TLS.Cert, e.TLS.Key = v.path(e.TLS.CA), v.path(e.TLS.Cert), v.path(e.TLS.Key)
+	} else {
+		if cfg.Routes.File == "" {
+			cfg.Routes.File = DefaultRoutesFile
+		}
+		cfg.Routes.File = v.path(cfg.Routes.File)
 	}
-	cfg.Routes.File = v.path(cfg.Routes.File)
 
 	// Backend leg.
 	b := raw.Backend
