@@ -34,6 +34,9 @@ type ACMEOptions struct {
 	// challenge name (an SOA lookup): the stub's own address, since the
 	// zones may exist nowhere else.
 	Resolver string
+	// Storage, if set, gives each key type's storage (a fleet's shared
+	// store); nil means file storage under tls.acme.storage.
+	Storage func(keyType string) certmagic.Storage
 }
 
 // keyTypes are the managed certificates' keys: RSA-2048 always (the
@@ -66,13 +69,17 @@ func (s *Store) ManageACME(ctx context.Context, a ACME, o ACMEOptions) error {
 	provider := challengeProvider{o.Publisher}
 	for _, kt := range a.keyTypes() {
 		logger := s.logger.Named("acme").With(zap.String("key", string(kt)))
+		// certmagic's storage paths do not name the key type: each key
+		// type gets its own directory, or the two would overwrite each
+		// other.
+		var storage certmagic.Storage = &certmagic.FileStorage{Path: filepath.Join(a.Storage, string(kt))}
+		if o.Storage != nil {
+			storage = o.Storage(string(kt))
+		}
 		cfg := certmagic.New(s.cache, certmagic.Config{
 			Logger:    logger,
 			KeySource: certmagic.StandardKeyGenerator{KeyType: kt},
-			// certmagic's storage paths do not name the key type: each key
-			// type gets its own directory, or the two would overwrite each
-			// other.
-			Storage: &certmagic.FileStorage{Path: filepath.Join(a.Storage, string(kt))},
+			Storage:   storage,
 			OnEvent: s.metrics.onEvent,
 			OCSP:    certmagic.OCSPConfig{DisableStapling: true},
 		})

@@ -34,6 +34,16 @@ type SessionTickets struct {
 // keysKept is how many keys decrypt: the current one and two before it.
 const keysKept = 3
 
+// KeysKept is how many keys decrypt: the current one and two before it.
+const KeysKept = keysKept
+
+// EtcdPrefix marks a keys_file that is an etcd key: the fleet's keys live
+// there (cmd/ingress runs them through internal/etcdkv).
+const EtcdPrefix = "etcd:"
+
+// Shared reports whether the keys live in etcd rather than a file.
+func (c SessionTickets) Shared() bool { return strings.HasPrefix(c.KeysFile, EtcdPrefix) }
+
 // TicketKeys sets the session ticket keys of every registered server
 // config, and rotates them. It is safe for concurrent use.
 type TicketKeys struct {
@@ -48,7 +58,7 @@ type TicketKeys struct {
 // file, whose errors name the file and line.
 func NewTicketKeys(cfg SessionTickets) (*TicketKeys, error) {
 	t := &TicketKeys{cfg: cfg}
-	if cfg.KeysFile != "" {
+	if cfg.KeysFile != "" && !cfg.Shared() {
 		keys, err := readTicketKeys(cfg.KeysFile)
 		if err != nil {
 			return nil, err
@@ -71,6 +81,10 @@ func (t *TicketKeys) Register(c *tls.Config) {
 	c.SetSessionTicketKeys(t.keys)
 	t.configs = append(t.configs, c)
 }
+
+// Set replaces the keys: the first encrypts, all decrypt. For keys kept
+// elsewhere (etcd); Run does it for files and rotation.
+func (t *TicketKeys) Set(keys [][32]byte) { t.set(keys) }
 
 func (t *TicketKeys) set(keys [][32]byte) {
 	t.mu.Lock()
@@ -96,6 +110,10 @@ func (t *TicketKeys) Rotate() {
 // changes, until ctx is done. onReload hears each file reload's outcome;
 // a bad file keeps the keys in use.
 func (t *TicketKeys) Run(ctx context.Context, onReload func(error)) error {
+	if t.cfg.Shared() {
+		<-ctx.Done() // etcd's watcher sets them
+		return nil
+	}
 	if t.cfg.KeysFile == "" {
 		tick := time.NewTicker(t.cfg.Rotate)
 		defer tick.Stop()
@@ -126,6 +144,12 @@ func readTicketKeys(path string) ([][32]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session ticket keys: %w", err)
 	}
+	return ParseTicketKeys(path, data)
+}
+
+// ParseTicketKeys reads keys in the keys file's format from data; name
+// says where they came from in errors.
+func ParseTicketKeys(path string, data []byte) ([][32]byte, error) {
 	var keys [][32]byte
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for line := 1; sc.Scan(); line++ {

@@ -52,8 +52,6 @@ func TestFleetSharesRoutesThroughEtcd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := filepath.Join(dir, "tickets.keys")
-	os.WriteFile(keys, []byte(strings.Repeat("5a", 32)+"\n"), 0o600)
 	backend := e2eEchoBackend(t)
 	var fleet []replica
 	for _, name := range []string{"a", "b"} {
@@ -62,11 +60,11 @@ func TestFleetSharesRoutesThroughEtcd(t *testing.T) {
 listeners: [{service: bolt, address: %q}]
 tls:
   certificates: [{cert: %q, key: %q}]
-  session_tickets: {keys_file: %q}
+  session_tickets: {keys_file: "etcd:/ingress/tickets"}
 routes: {etcd: {endpoints: [%q]}}
 refusals: alert
 admin: {address: %q}
-`, r.bolt, files.Cert, files.Key, keys, etcd.Endpoint, r.admin)), 0o644)
+`, r.bolt, files.Cert, files.Key, etcd.Endpoint, r.admin)), 0o644)
 		runBinary(t, bin, "serve", "-config", r.config)
 		fleet = append(fleet, r)
 	}
@@ -112,7 +110,8 @@ admin: {address: %q}
 		t.Errorf("routes list: %s", out)
 	}
 
-	// A session made on a resumes on b: the replicas share ticket keys.
+	// A session made on a resumes on b: the replicas share ticket keys
+	// through etcd.
 	reach(fleet[0], "abcd1234")
 	if resumed, err := reach(fleet[1], "abcd1234"); err != nil || !resumed {
 		t.Errorf("a session from replica a on replica b: resumed %v, %v", resumed, err)

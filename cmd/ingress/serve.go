@@ -11,18 +11,22 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/neo4j/private-ingress/dnsstub"
 	"github.com/neo4j/private-ingress/ingress"
 	"github.com/neo4j/private-ingress/internal/config"
+	"github.com/neo4j/private-ingress/internal/etcdkv"
 	"github.com/neo4j/private-ingress/internal/handover"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
@@ -91,6 +95,25 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 	tickets, err := tlsconfig.NewTicketKeys(cfg.TLS.SessionTickets)
 	if err != nil {
 		return err
+	}
+	// A fleet's shared pieces in etcd: the ticket keys, the certificates.
+	var fleetEtcd *clientv3.Client
+	if cfg.Routes.Etcd != nil && (cfg.TLS.SessionTickets.Shared() || strings.HasPrefix(cfg.TLS.ACME.Storage, tlsconfig.EtcdPrefix)) {
+		if fleetEtcd, err = newEtcdClient(cfg.Routes.Etcd, logger); err != nil {
+			return err
+		}
+		defer fleetEtcd.Close()
+	}
+	var sharedTickets *etcdkv.TicketKeys
+	if cfg.TLS.SessionTickets.Shared() {
+		sharedTickets = &etcdkv.TicketKeys{Client: fleetEtcd, Key: strings.TrimPrefix(cfg.TLS.SessionTickets.KeysFile, tlsconfig.EtcdPrefix),
+			Rotate: cfg.TLS.SessionTickets.Rotate, Keys: tickets}
+		lctx, cancel := context.WithTimeout(ctx, cfg.Routes.Etcd.DialTimeout)
+		_, err := sharedTickets.Load(lctx)
+		cancel()
+		if err != nil {
+			return err
+		}
 	}
 
 	srv, err := ingress.New(cfg.Ingress, ingress.Options{
@@ -170,14 +193,23 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 		for _, orch := range cfg.Namespace.Orchestras {
 			names = append(names, "*."+routing.ZoneName(orch, cfg.Namespace.Domain))
 		}
-		err := certs.ManageACME(bg, cfg.TLS.ACME, tlsconfig.ACMEOptions{
-			Names: names, Publisher: dnsSrv.TXT(), Resolver: dialable(dnsSrv.Addr()),
-		})
+		opts := tlsconfig.ACMEOptions{Names: names, Publisher: dnsSrv.TXT(), Resolver: dialable(dnsSrv.Addr())}
+		if prefix, ok := strings.CutPrefix(cfg.TLS.ACME.Storage, tlsconfig.EtcdPrefix); ok {
+			opts.Storage = func(keyType string) certmagic.Storage {
+				return &etcdkv.CertStorage{Client: fleetEtcd, Prefix: strings.TrimSuffix(prefix, "/") + "/" + keyType + "/"}
+			}
+		}
+		err := certs.ManageACME(bg, cfg.TLS.ACME, opts)
 		if err != nil {
 			logger.Error("ACME certificate management did not start", zap.Error(err))
 		} else {
 			logger.Info("ACME certificate management started", zap.Strings("names", names), zap.String("directory", cfg.TLS.ACME.Directory))
 		}
+	}
+	if sharedTickets != nil {
+		wg.Go(func() {
+			sharedTickets.Run(bg, func(err error) { logger.Error("shared session ticket keys", zap.Error(err)) })
+		})
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()

@@ -52,7 +52,7 @@ var allowed = map[string][]string{
 	"internal/demo":       {"internal/bolt"},
 	"internal/pebbletest": {"tlsconfig"},
 	"internal/etcdtest":   {},
-	"internal/etcdkv":     {"routing"},
+	"internal/etcdkv":     {"routing", "tlsconfig"},
 	"bench":               {"ingress", "routing", "tlsconfig", "dnsstub", "internal/demo"},
 }
 

@@ -242,13 +242,26 @@ func (v *validator) build(raw *fileYAML) *Config {
 		if acme.Storage == "" {
 			acme.Storage = DefaultACMEStorage
 		}
-		acme.Storage, acme.CARoot = v.path(acme.Storage), v.path(acme.CARoot)
+		if strings.HasPrefix(acme.Storage, tlsconfig.EtcdPrefix) {
+			if raw.Routes.Etcd == nil {
+				v.Addf(v.at("tls", "acme", "storage"), "tls.acme.storage %q needs routes.etcd: the etcd cluster it names", acme.Storage)
+			}
+		} else {
+			acme.Storage = v.path(acme.Storage)
+		}
+		acme.CARoot = v.path(acme.CARoot)
 	} else if acme.Email != "" || acme.CARoot != "" {
 		v.Addf(v.at("tls", "acme"), "tls.acme has settings but no directory; set directory or remove the section")
 	}
 	st := &cfg.TLS.SessionTickets
 	v.duration(&st.Rotate, DefaultTicketRotation, false, "tls", "session_tickets", "rotate")
-	st.KeysFile = v.path(st.KeysFile)
+	if st.Shared() {
+		if raw.Routes.Etcd == nil {
+			v.Addf(v.at("tls", "session_tickets", "keys_file"), "tls.session_tickets.keys_file %q needs routes.etcd: the etcd cluster it names", st.KeysFile)
+		}
+	} else {
+		st.KeysFile = v.path(st.KeysFile)
+	}
 	if len(cfg.TLS.Certificates) == 0 && !cfg.TLS.ACME.Enabled() && !v.dnsOnly {
 		v.Addf(v.at("tls"), "tls.certificates: at least one certificate (cert and key PEM files) is needed, or tls.acme")
 	}
