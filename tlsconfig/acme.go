@@ -80,8 +80,8 @@ func (s *Store) ManageACME(ctx context.Context, a ACME, o ACMEOptions) error {
 			Logger:    logger,
 			KeySource: certmagic.StandardKeyGenerator{KeyType: kt},
 			Storage:   storage,
-			OnEvent: s.metrics.onEvent,
-			OCSP:    certmagic.OCSPConfig{DisableStapling: true},
+			OnEvent:   s.metrics.onEvent,
+			OCSP:      certmagic.OCSPConfig{DisableStapling: true},
 		})
 		cfg.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(cfg, certmagic.ACMEIssuer{
 			CA:                      a.Directory,
