@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/neo4j/private-ingress/ingress"
+	"github.com/neo4j/private-ingress/internal/loopback"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
@@ -40,27 +41,14 @@ type backend struct {
 
 func startBackend(t *testing.T, name string) *backend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &backend{name: name, ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b.accepted.Add(1)
-			go func() {
-				defer c.Close()
-				fmt.Fprintf(c, "hello %s\n", name)
-				io.Copy(c, c)
-				fmt.Fprintf(c, "bye %s\n", name)
-			}()
-		}
-	}()
+	b := &backend{name: name, ln: loopback.Listen(t)}
+	loopback.Serve(t, b.ln, func(c net.Conn) {
+		b.accepted.Add(1)
+		defer c.Close()
+		fmt.Fprintf(c, "hello %s\n", name)
+		io.Copy(c, c)
+		fmt.Fprintf(c, "bye %s\n", name)
+	})
 	return b
 }
 

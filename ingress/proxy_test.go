@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/neo4j/private-ingress/ingress"
+	"github.com/neo4j/private-ingress/internal/loopback"
 	"github.com/neo4j/private-ingress/routing"
 )
 
@@ -23,39 +24,25 @@ import (
 // PROXY header the ingress sent it, then echoes.
 func ppBackend(t *testing.T, name string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				pc := proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.REQUIRE))
-				h := pc.ProxyHeader()
-				if h == nil {
-					fmt.Fprintf(c, "%s: no PROXY header\n", name)
-					return
-				}
-				tlvs, _ := h.TLVs()
-				endpoint := tlvparse.FindAWSVPCEndpointID(tlvs)
-				if id, ok := tlvparse.FindAzurePrivateEndpointLinkID(tlvs); ok {
-					endpoint = fmt.Sprintf("azure:%d", id)
-				}
-				if id, ok := tlvparse.ExtractPSCConnectionID(tlvs); ok {
-					endpoint = fmt.Sprintf("psc:%d", id)
-				}
-				fmt.Fprintf(pc, "hello %s from %s endpoint %q\n", name, h.SourceAddr, endpoint)
-				io.Copy(pc, pc)
-			}()
+	return loopback.Serve(t, loopback.Listen(t), func(c net.Conn) {
+		defer c.Close()
+		pc := proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.REQUIRE))
+		h := pc.ProxyHeader()
+		if h == nil {
+			fmt.Fprintf(c, "%s: no PROXY header\n", name)
+			return
 		}
-	}()
-	return ln.Addr().String()
+		tlvs, _ := h.TLVs()
+		endpoint := tlvparse.FindAWSVPCEndpointID(tlvs)
+		if id, ok := tlvparse.FindAzurePrivateEndpointLinkID(tlvs); ok {
+			endpoint = fmt.Sprintf("azure:%d", id)
+		}
+		if id, ok := tlvparse.ExtractPSCConnectionID(tlvs); ok {
+			endpoint = fmt.Sprintf("psc:%d", id)
+		}
+		fmt.Fprintf(pc, "hello %s from %s endpoint %q\n", name, h.SourceAddr, endpoint)
+		io.Copy(pc, pc)
+	})
 }
 
 func awsTLV(id string) proxyproto.TLV {

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
 	"testing"
 	"time"
@@ -20,6 +19,8 @@ import (
 	"github.com/neo4j/private-ingress/internal/pebbletest"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
+
+	"github.com/neo4j/private-ingress/internal/loopback"
 )
 
 const wildcard = "*.production-orch-0000.neo4j.io"
@@ -43,21 +44,7 @@ func startStub(t *testing.T) *dnsstub.Server {
 // echoTLS serves cfg on loopback and echoes lines.
 func echoTLS(t *testing.T, cfg *tls.Config) string {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String()
+	return loopback.EchoOn(t, tls.NewListener(loopback.Listen(t), cfg))
 }
 
 func dialLeaf(addr string, roots *x509.CertPool, mod func(*tls.Config)) (*tls.Conn, *x509.Certificate, error) {

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/neo4j/private-ingress/internal/loopback"
 )
 
 const name = "abcd1234.production-orch-0000.neo4j.io"
@@ -49,21 +51,7 @@ func TestPolicy(t *testing.T) {
 // tlsServer serves handshakes with cfg on loopback and echoes.
 func tlsServer(t *testing.T, cfg *tls.Config) string {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String()
+	return loopback.EchoOn(t, tls.NewListener(loopback.Listen(t), cfg))
 }
 
 func dialLeaf(t *testing.T, addr string, roots *x509.CertPool) (*tls.Conn, *x509.Certificate) {

@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/neo4j/private-ingress/tlsconfig"
+
+	"github.com/neo4j/private-ingress/internal/loopback"
 )
 
 var chaosScale = flag.Int("chaos.scale", 1, "multiply the reliability suite's sizes")
@@ -362,26 +364,12 @@ func TestStreamsSurviveReloads(t *testing.T) {
 // resettingBackend echoes the first line, then resets the connection.
 func resettingBackend(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				line, _ := bufio.NewReader(c).ReadString('\n')
-				c.Write([]byte(line))
-				c.(*net.TCPConn).SetLinger(0) // close with RST: the backend died
-				c.Close()
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return loopback.Serve(t, loopback.Listen(t), func(c net.Conn) {
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		c.Write([]byte(line))
+		c.(*net.TCPConn).SetLinger(0) // close with RST: the backend died
+		c.Close()
+	})
 }
 
 // blackHole returns a loopback address whose SYNs go unanswered: a socket

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/neo4j/private-ingress/tlsconfig"
+
+	"github.com/neo4j/private-ingress/internal/loopback"
 )
 
 // e2eBinary builds the ingress once per test run.
@@ -60,24 +62,7 @@ func e2eHTTPBackend(t *testing.T, name string) string {
 	return ln.Addr().String()
 }
 
-func e2eEchoBackend(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String()
-}
+func e2eEchoBackend(t *testing.T) string { return loopback.Echo(t) }
 
 // runBinary starts bin with args, its output in logs, and kills it when
 // the test ends, showing the output if the test failed. exited hears how

@@ -52,6 +52,7 @@ var allowed = map[string][]string{
 	"internal/demo":       {"internal/bolt"},
 	"internal/pebbletest": {"tlsconfig"},
 	"internal/etcdtest":   {},
+	"internal/loopback":   {},
 	"internal/etcdkv":     {"routing", "tlsconfig"},
 	"bench":               {"ingress", "routing", "tlsconfig", "dnsstub", "internal/demo"},
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"io"
 	"io/fs"
 	"net"
 	"slices"
@@ -21,6 +20,8 @@ import (
 	"github.com/neo4j/private-ingress/internal/pebbletest"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
+
+	"github.com/neo4j/private-ingress/internal/loopback"
 )
 
 func TestCertStorage(t *testing.T) {
@@ -108,21 +109,7 @@ func TestReplicasShareACMECertificates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln, err := tls.Listen("tcp", "127.0.0.1:0", store.ServerConfig(nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() { defer c.Close(); io.Copy(io.Discard, c) }()
-			}
-		}()
-		addrs = append(addrs, ln.Addr().String())
+		addrs = append(addrs, loopback.EchoOn(t, tls.NewListener(loopback.Listen(t), store.ServerConfig(nil))))
 	}
 	roots := pebble.Roots(t)
 	serial := func(addr string, mod func(*tls.Config)) string {

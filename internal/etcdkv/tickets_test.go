@@ -13,6 +13,8 @@ import (
 	"github.com/neo4j/private-ingress/internal/etcdkv"
 	"github.com/neo4j/private-ingress/internal/etcdtest"
 	"github.com/neo4j/private-ingress/tlsconfig"
+
+	"github.com/neo4j/private-ingress/internal/loopback"
 )
 
 // TestTicketKeysShareSessions: two replicas keep their ticket keys in one
@@ -43,26 +45,7 @@ func TestTicketKeysShareSessions(t *testing.T) {
 		go shared.Run(ctx, func(err error) { t.Error(err) })
 		cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
 		keys.Register(cfg)
-		ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					buf := make([]byte, 16)
-					n, _ := c.Read(buf)
-					c.Write(buf[:n])
-				}()
-			}
-		}()
-		addrs = append(addrs, ln.Addr().String())
+		addrs = append(addrs, loopback.EchoOn(t, tls.NewListener(loopback.Listen(t), cfg)))
 		replicas = append(replicas, keys)
 	}
 	cache := tls.NewLRUClientSessionCache(4)
