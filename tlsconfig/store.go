@@ -32,10 +32,11 @@ type Store struct {
 	// The managed configs, one per key type, once ManageACME ran.
 	rsaACME, ecdsaACME atomic.Pointer[certmagic.Config]
 
-	mu        sync.Mutex
-	files     []CertFiles
-	loaded    map[CertFiles]loadedPair
-	acmeNames []string
+	mu          sync.Mutex
+	files       []CertFiles
+	loaded      map[CertFiles]loadedPair
+	acmeNames   []string
+	dirsChanged chan struct{} // closed when SetFiles names other directories
 }
 
 type loadedPair struct {
@@ -89,7 +90,12 @@ func (s *Store) SetFiles(ctx context.Context, files []CertFiles) error {
 			delete(s.loaded, f)
 		}
 	}
+	before := s.dirsLocked()
 	s.files = slices.Clone(files)
+	if s.dirsChanged != nil && !slices.Equal(before, s.dirsLocked()) {
+		close(s.dirsChanged) // Watch restarts on the new directories
+		s.dirsChanged = nil
+	}
 	s.warnIfNoRSALocked()
 	return errors.Join(errs...)
 }
@@ -179,9 +185,48 @@ func (s *Store) ServerConfig(alpn []string) *tls.Config {
 }
 
 // Watch reloads the PEM files when they change, until ctx is done.
-// onReload hears each attempt's outcome.
+// onReload hears each attempt's outcome. A SetFiles that names another
+// directory restarts the watch on the new set.
 func (s *Store) Watch(ctx context.Context, onReload func(error)) error {
-	s.mu.Lock()
+	for {
+		s.mu.Lock()
+		dirs := s.dirsLocked()
+		changed := make(chan struct{})
+		s.dirsChanged = changed
+		s.mu.Unlock()
+		wctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-changed:
+				cancel()
+			case <-wctx.Done():
+			}
+		}()
+		var err error
+		if len(dirs) == 0 {
+			<-wctx.Done()
+		} else {
+			// A cert and its key are written one after the other: wait for both.
+			err = fswatch.Dirs(wctx, dirs, 250*time.Millisecond, func() {
+				err := s.Reload(ctx)
+				if onReload != nil {
+					onReload(err)
+				}
+			}, func(err error) {
+				if onReload != nil {
+					onReload(fmt.Errorf("watching certificates: %w", err))
+				}
+			})
+		}
+		cancel()
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// dirsLocked lists the directories of the configured files.
+func (s *Store) dirsLocked() []string {
 	var dirs []string
 	for _, f := range s.files {
 		for _, d := range []string{filepath.Dir(f.Cert), filepath.Dir(f.Key)} {
@@ -190,20 +235,6 @@ func (s *Store) Watch(ctx context.Context, onReload func(error)) error {
 			}
 		}
 	}
-	s.mu.Unlock()
-	if len(dirs) == 0 {
-		<-ctx.Done()
-		return nil
-	}
-	// A cert and its key are written one after the other: wait for both.
-	return fswatch.Dirs(ctx, dirs, 250*time.Millisecond, func() {
-		err := s.Reload(ctx)
-		if onReload != nil {
-			onReload(err)
-		}
-	}, func(err error) {
-		if onReload != nil {
-			onReload(fmt.Errorf("watching certificates: %w", err))
-		}
-	})
+	slices.Sort(dirs)
+	return dirs
 }

@@ -298,3 +298,47 @@ func TestEachClientGetsTheLeafItSupports(t *testing.T) {
 		t.Error("a name no certificate covers got a certificate")
 	}
 }
+
+// TestWatchFollowsNewDirectories: a certificate pair in a directory that
+// SetFiles (a SIGHUP) added is watched from then on.
+func TestWatchFollowsNewDirectories(t *testing.T) {
+	first, second := t.TempDir(), t.TempDir()
+	a, err := WriteDevCerts(first, wildcard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := WriteDevCerts(second, wildcard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(nil, nil)
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.SetFiles(ctx, []CertFiles{{Cert: a.Cert, Key: a.Key}}); err != nil {
+		t.Fatal(err)
+	}
+	reloads := make(chan error, 16)
+	go s.Watch(ctx, func(err error) { reloads <- err })
+	time.Sleep(100 * time.Millisecond)
+	if err := s.SetFiles(ctx, []CertFiles{{Cert: b.Cert, Key: b.Key}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the watch moves to the new directory
+	if _, err := WriteDevCerts(filepath.Join(second, "next"), wildcard); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"tls.crt", "tls.key"} {
+		data, _ := os.ReadFile(filepath.Join(second, "next", f))
+		os.WriteFile(filepath.Join(second, f+".tmp"), data, 0o600)
+		os.Rename(filepath.Join(second, f+".tmp"), filepath.Join(second, f))
+	}
+	select {
+	case err := <-reloads:
+		if err != nil {
+			t.Fatalf("reload: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a change in the directory SetFiles added was not seen")
+	}
+}
