@@ -21,10 +21,7 @@ import (
 // which validates DNS-01 against the ingress's own DNS stub; then curl and
 // TLS clients that trust Pebble's root reach a database through it.
 func TestServeObtainsItsCertificateFromACME(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl is not installed")
-	}
+	curl := needCommand(t, "curl")
 	bin := e2eBinary(t)
 	dir := t.TempDir()
 	dnsAddr, httpsAddr, adminAddr := e2eFreeAddr(t), e2eFreeAddr(t), e2eFreeAddr(t)

@@ -541,10 +541,7 @@ func rssKiB(pid int) int {
 // of descriptors under load, keeps running (accept errors back off), and
 // serves again as soon as connections close.
 func TestOutOfFileDescriptors(t *testing.T) {
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("prlimit (util-linux) is not installed")
-	}
+	prlimit := needCommand(t, "prlimit")
 	const limit = 96
 	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "timeouts: {handshake: 2s}\n",
 		prlimit, fmt.Sprintf("--nofile=%d:%d", limit, limit), "--")
@@ -597,15 +594,7 @@ func TestOutOfFileDescriptors(t *testing.T) {
 // JSON: no finding may be worse than OK or INFO, but for the few below,
 // each with the reason it is not a fault of the ingress.
 func TestTLSScan(t *testing.T) {
-	testssl, err := exec.LookPath("testssl")
-	if err != nil {
-		if testssl, err = exec.LookPath("testssl.sh"); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("testssl.sh is not installed; .ci/run installs it")
-			}
-			t.Skip("testssl.sh is not installed")
-		}
-	}
+	testssl := needCommand(t, "testssl") // Debian's testssl.sh package
 	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "")
 	host, port, _ := net.SplitHostPort(c.bolt)
 	out := filepath.Join(c.dir, "testssl.json")

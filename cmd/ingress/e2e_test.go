@@ -24,6 +24,20 @@ import (
 )
 
 // e2eBinary builds the ingress once per test run.
+// needCommand finds a command-line tool: a test without it skips, but fails
+// in CI, where .ci/run installs it.
+func needCommand(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed; .ci/run must install it", name)
+		}
+		t.Skipf("%s is not installed", name)
+	}
+	return path
+}
+
 func e2eBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "ingress")
@@ -127,9 +141,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestServeEndToEnd(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed")
-	}
+	needCommand(t, "curl")
 	bin := e2eBinary(t)
 	dir := t.TempDir()
 	files, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"})
@@ -312,13 +324,7 @@ func TestExampleConfigChecks(t *testing.T) {
 // stub apart would: dig gets answers, known_only follows the routes file,
 // and SIGHUP reloads instead of ending the process.
 func TestDNSCommand(t *testing.T) {
-	dig, err := exec.LookPath("dig")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("dig is not installed; .ci/run installs bind9-dnsutils")
-		}
-		t.Skip("dig is not installed")
-	}
+	dig := needCommand(t, "dig")
 	bin := e2eBinary(t)
 	dir := t.TempDir()
 	dnsAddr := e2eFreeAddr(t)
