@@ -58,7 +58,13 @@ func newRouteSource(ctx context.Context, cfg *config.Config, holder *routing.Hol
 		cli.Close()
 		return nil, err
 	}
-	return &routeSource{run: src.Run, reload: src.Load, stale: src.Stale, close: func() { cli.Close() }}, nil
+	reload := func(ctx context.Context) error {
+		// A SIGHUP while etcd is away must not hang on it.
+		ctx, cancel := context.WithTimeout(ctx, cfg.Routes.Etcd.DialTimeout)
+		defer cancel()
+		return src.Load(ctx)
+	}
+	return &routeSource{run: src.Run, reload: reload, stale: src.Stale, close: func() { cli.Close() }}, nil
 }
 
 // readyDetail is what /readyz adds to "ready": the routes' staleness.

@@ -163,6 +163,9 @@ func (s *Sockets) Start(argv []string, timeout time.Duration) (*os.Process, erro
 	s.mu.Lock()
 	for _, b := range s.bound {
 		f, err := b.f.File() // a duplicate, blocking-mode descriptor
+		if errors.Is(err, net.ErrClosed) {
+			continue // closed since (a bind retried on another port)
+		}
 		if err != nil {
 			s.mu.Unlock()
 			closeAll(cmd.ExtraFiles)
