@@ -15,6 +15,13 @@ import (
 // copyBufSize holds one full TLS record of plaintext.
 const copyBufSize = 16 << 10
 
+// idleBufSize is what a direction holds while it waits for its peer: most
+// connections are idle most of the time, and a read blocks until the peer
+// sends, so the buffer it blocks with is the memory an idle connection
+// costs. A read that fills it means a burst: the rest moves with a pooled
+// full-size buffer, given back once a read fills less than half of it.
+const idleBufSize = 512
+
 // bufPool holds copy buffers. The client side is a tls.Conn, so splice(2)
 // cannot apply and io.Copy would allocate 32 KiB per direction per
 // connection; pooling keeps memory proportional to connections moving data.
@@ -84,8 +91,13 @@ func (s *Server) proxyCopyUp(p *pipe, client *tls.Conn, backend net.Conn, n *int
 // or either side fails. deadlines is the connection whose read deadline
 // bounds idleness of src (the raw TCP side for a tls.Conn).
 func (p *pipe) copy(deadlines net.Conn, dst io.Writer, src io.Reader, closeWrite func() error) (int64, error) {
-	buf := bufPool.Get().(*[copyBufSize]byte)
-	defer bufPool.Put(buf)
+	idle := make([]byte, idleBufSize)
+	var big *[copyBufSize]byte // from the pool while a burst lasts
+	defer func() {
+		if big != nil {
+			bufPool.Put(big)
+		}
+	}()
 	var total int64
 	var deadline time.Time
 	for {
@@ -96,7 +108,11 @@ func (p *pipe) copy(deadlines net.Conn, dst io.Writer, src io.Reader, closeWrite
 				deadlines.SetReadDeadline(deadline)
 			}
 		}
-		nr, rerr := src.Read(buf[:])
+		buf := idle
+		if big != nil {
+			buf = big[:]
+		}
+		nr, rerr := src.Read(buf)
 		if nr > 0 {
 			nw, werr := dst.Write(buf[:nr])
 			total += int64(nw)
@@ -106,6 +122,16 @@ func (p *pipe) copy(deadlines net.Conn, dst io.Writer, src io.Reader, closeWrite
 			if werr != nil {
 				return total, werr
 			}
+		}
+		switch {
+		case nr == len(buf) && big == nil:
+			big = bufPool.Get().(*[copyBufSize]byte) // a burst: more is waiting
+		case nr < len(buf)/2 && big != nil:
+			// The burst is over: wait with the small buffer. (Half, not
+			// full: after the small read, the rest of a TLS record comes
+			// short of a full buffer, and the burst goes on.)
+			bufPool.Put(big)
+			big = nil
 		}
 		switch {
 		case rerr == nil:

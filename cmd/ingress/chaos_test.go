@@ -627,3 +627,35 @@ func TestTLSScan(t *testing.T) {
 	}
 	t.Logf("testssl.sh: %d findings by severity %v", len(findings), counts)
 }
+
+// TestIdleEstablishedConnections measures what an established but idle
+// TLS connection costs the ingress (RSS per connection, both legs held
+// open after one echo), and checks that they all still work afterwards.
+func TestIdleEstablishedConnections(t *testing.T) {
+	n := 2000 * *chaosScale
+	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "")
+	base := rssKiB(c.cmd.Process.Pid)
+	conns := make([]*tls.Conn, 0, n)
+	for range n {
+		conn, err := c.dial("abcd1234")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "ping\n")
+		if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || line != "ping\n" {
+			t.Fatalf("echo: %q, %v", line, err)
+		}
+		conns = append(conns, conn)
+	}
+	time.Sleep(500 * time.Millisecond)
+	held := rssKiB(c.cmd.Process.Pid)
+	for i, conn := range conns {
+		fmt.Fprintf(conn, "again\n")
+		if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || line != "again\n" {
+			t.Fatalf("connection %d after idling: %q, %v", i, line, err)
+		}
+		conn.Close()
+	}
+	t.Logf("idle established TLS connections: %d held, RSS %d → %d KiB, %.1f KiB per connection",
+		n, base, held, float64(held-base)/float64(n))
+}
