@@ -635,6 +635,7 @@ func TestIdleEstablishedConnections(t *testing.T) {
 	n := 2000 * *chaosScale
 	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "")
 	base := rssKiB(c.cmd.Process.Pid)
+	baseStack, baseHeap := c.metric("go_memstats_stack_inuse_bytes "), c.metric("go_memstats_heap_inuse_bytes ")
 	conns := make([]*tls.Conn, 0, n)
 	for range n {
 		conn, err := c.dial("abcd1234")
@@ -649,6 +650,7 @@ func TestIdleEstablishedConnections(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	held := rssKiB(c.cmd.Process.Pid)
+	stack, heap := c.metric("go_memstats_stack_inuse_bytes "), c.metric("go_memstats_heap_inuse_bytes ")
 	for i, conn := range conns {
 		fmt.Fprintf(conn, "again\n")
 		if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || line != "again\n" {
@@ -656,6 +658,6 @@ func TestIdleEstablishedConnections(t *testing.T) {
 		}
 		conn.Close()
 	}
-	t.Logf("idle established TLS connections: %d held, RSS %d → %d KiB, %.1f KiB per connection",
-		n, base, held, float64(held-base)/float64(n))
+	t.Logf("idle established TLS connections: %d held, RSS %d → %d KiB, %.1f KiB per connection (goroutine stacks %.1f KiB, heap %.1f KiB)",
+		n, base, held, float64(held-base)/float64(n), (stack-baseStack)/1024/float64(n), (heap-baseHeap)/1024/float64(n))
 }
