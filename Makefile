@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: build run test fuzz bench lint clean
+.PHONY: build run test fuzz bench bench-compare lint clean
 
 build: ## the static binary, bin/ingress
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ingress ./cmd/ingress
@@ -23,6 +23,9 @@ fuzz: ## every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m)
 
 bench: ## micro and load benchmarks
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+bench-compare: ## the ingress against HAProxy and nginx, one core each (bench/compare/run.sh; LEAVES="rsa ecdsa")
+	bench/compare/run.sh
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

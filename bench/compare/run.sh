@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Compares the ingress with HAProxy and nginx doing the same job: TLS
+# termination with the allowed suites, SNI routing over 1,000 dbids to
+# plain TCP echo/sink/source backends. Each proxy runs pinned to CPU 0 with
+# one worker (GOMAXPROCS=1, nbthread 1, worker_processes 1); the load
+# generator (bench/loadgen) runs on CPU 1. The proxies are interleaved,
+# ROUNDS times; the table gives medians and our ratio to the best peer.
+# Loopback only.
+#
+#   bench/compare/run.sh                 # RSA-2048 leaf, 10 s loads, 2 rounds
+#   LEAVES="rsa ecdsa" bench/compare/run.sh
+#   DURATION=5 ROUNDS=3 IDLE=2000 bench/compare/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export GOTOOLCHAIN=local
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-2}
+IDLE=${IDLE:-5000}
+LEAVES=${LEAVES:-rsa}
+PROXIES=${PROXIES:-"ingress haproxy nginx"}
+
+need=()
+for p in haproxy nginx libnginx-mod-stream openssl; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
+done
+if ((${#need[@]})); then
+	sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+	$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+ulimit -n 65536 2>/dev/null || true
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -n "${KEEP:-}" ] || rm -rf "$work"; }
+trap cleanup EXIT
+go build -o "$work/ingress" ./cmd/ingress
+go build -o "$work/loadgen" ./bench/loadgen
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# A CA, an RSA-2048 and an ECDSA P-256 leaf for the wildcard.
+cd "$work"
+san="subjectAltName=DNS:*.production-orch-0000.neo4j.io"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout rsa.key -out rsa.csr -subj "/CN=*.production-orch-0000.neo4j.io" 2>/dev/null
+openssl x509 -req -in rsa.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out rsa.crt -days 2 -extfile <(echo "$san") 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ecdsa.key -out ecdsa.csr -subj "/CN=*.production-orch-0000.neo4j.io" 2>/dev/null
+openssl x509 -req -in ecdsa.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out ecdsa.crt -days 2 -extfile <(echo "$san") 2>/dev/null
+cat rsa.crt rsa.key >rsa.pem
+cat ecdsa.crt ecdsa.key >ecdsa.pem
+cd - >/dev/null
+
+# Backends: 4 greet-then-echo, a sink, a source.
+taskset -c 1 "$work/loadgen" backends -echo 4 >"$work/backends.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do [ -s "$work/backends.log" ] && break; sleep 0.1; done
+read -r -a backend <"$work/backends.log" # echo0..echo3 sink source
+sink=${backend[4]}
+source=${backend[5]}
+
+# The same routing map for each: db<i> -> echo<i mod 4>.
+{
+	echo "instances:"
+	for i in $(seq 0 999); do printf '  - {dbid: db%04d, orch: "0000", public: true, backends: {bolt: ["%s"]}}\n' "$i" "${backend[i % 4]}"; done
+	echo "  - {dbid: sink, orch: \"0000\", public: true, backends: {bolt: [\"$sink\"]}}"
+	echo "  - {dbid: source, orch: \"0000\", public: true, backends: {bolt: [\"$source\"]}}"
+} >"$work/routes.yaml"
+{
+	for i in $(seq 0 999); do printf 'db%04d.production-orch-0000.neo4j.io echo%d\n' "$i" $((i % 4)); done
+	echo "sink.production-orch-0000.neo4j.io sink"
+	echo "source.production-orch-0000.neo4j.io source"
+} >"$work/haproxy.map"
+nginx_map=$(for i in $(seq 0 999); do printf '    db%04d.production-orch-0000.neo4j.io %s;\n' "$i" "${backend[i % 4]}"; done)
+
+tls12="ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
+tls13="TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
+# start_proxy NAME LEAVES PORT: starts it on CPU 0; prints the pid to measure.
+start_proxy() {
+	local name=$1 leaves=$2 port=$3
+	case $name in
+	ingress)
+		local certs="{cert: $work/rsa.crt, key: $work/rsa.key}"
+		[[ $leaves == *ecdsa* ]] && certs="$certs, {cert: $work/ecdsa.crt, key: $work/ecdsa.key}"
+		cat >"$work/ingress.yaml" <<-YAML
+			orchestras: ["0000"]
+			listeners: [{service: bolt, address: "127.0.0.1:$port"}]
+			tls: {certificates: [$certs]}
+			routes: {file: $work/routes.yaml}
+			limits: {max_connections: 100000}
+			admin: {address: "127.0.0.1:0"}
+			log: {level: error}
+		YAML
+		GOMAXPROCS=1 taskset -c 0 "$work/ingress" serve -config "$work/ingress.yaml" >"$work/ingress.log" 2>&1 &
+		echo $!
+		;;
+	haproxy)
+		local crt="crt $work/rsa.pem"
+		[[ $leaves == *ecdsa* ]] && crt="$crt crt $work/ecdsa.pem"
+		cat >"$work/haproxy.cfg" <<-CFG
+			global
+			    nbthread 1
+			    maxconn 9000
+			    ssl-default-bind-ciphers $tls12
+			    ssl-default-bind-ciphersuites $tls13
+			    ssl-default-bind-options ssl-min-ver TLSv1.2
+			defaults
+			    mode tcp
+			    timeout connect 5s
+			    timeout client 120s
+			    timeout server 120s
+			frontend fe
+			    bind 127.0.0.1:$port ssl $crt
+			    use_backend %[ssl_fc_sni,lower,map($work/haproxy.map)]
+			backend echo0
+			    server s ${backend[0]}
+			backend echo1
+			    server s ${backend[1]}
+			backend echo2
+			    server s ${backend[2]}
+			backend echo3
+			    server s ${backend[3]}
+			backend sink
+			    server s $sink
+			backend source
+			    server s $source
+		CFG
+		taskset -c 0 haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
+		echo $!
+		;;
+	nginx)
+		local crt="ssl_certificate $work/rsa.crt; ssl_certificate_key $work/rsa.key;"
+		[[ $leaves == *ecdsa* ]] && crt="$crt ssl_certificate $work/ecdsa.crt; ssl_certificate_key $work/ecdsa.key;"
+		cat >"$work/nginx.conf" <<-CFG
+			load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+			worker_processes 1;
+			worker_rlimit_nofile 19000;
+			daemon off;
+			master_process off;
+			pid $work/nginx.pid;
+			error_log $work/nginx.err;
+			events { worker_connections 19000; }
+			stream {
+			  map \$ssl_server_name \$upstream {
+			    hostnames;
+			$nginx_map
+			    sink.production-orch-0000.neo4j.io $sink;
+			    source.production-orch-0000.neo4j.io $source;
+			  }
+			  server {
+			    listen 127.0.0.1:$port ssl;
+			    $crt
+			    ssl_protocols TLSv1.2 TLSv1.3;
+			    ssl_ciphers $tls12;
+			    ssl_conf_command Ciphersuites $tls13;
+			    ssl_session_tickets on;
+			    proxy_pass \$upstream;
+			  }
+			}
+		CFG
+		taskset -c 0 nginx -c "$work/nginx.conf" >"$work/nginx.log" 2>&1 &
+		echo $!
+		;;
+	esac
+}
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+lg() { taskset -c 1 "$work/loadgen" "$@" -ca "$work/ca.pem"; }
+
+declare -A results
+run_proxy() {
+	local name=$1 leaves=$2 round=$3 port pid
+	port=$(free_port)
+	pid=$(start_proxy "$name" "$leaves" "$port")
+	pids+=("$pid")
+	for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+	lg check -addr "127.0.0.1:$port" >/dev/null || { echo "$name: routing check failed" >&2; cat "$work/$name.log" "$work/nginx.err" 2>/dev/null >&2; exit 1; }
+	local d=${DURATION}s
+	results[$name,hs13,$round]=$(lg handshakes -addr "127.0.0.1:$port" -tls 1.3 -duration "$d" | awk '{print $1}')
+	results[$name,hs12,$round]=$(lg handshakes -addr "127.0.0.1:$port" -tls 1.2 -duration "$d" | awk '{print $1}')
+	if [[ $leaves == rsa ]]; then
+		results[$name,resumed,$round]=$(lg handshakes -addr "127.0.0.1:$port" -tls 1.3 -resume -duration "$d" | awk '{print $1}')
+		results[$name,up,$round]=$(lg bulk -addr "127.0.0.1:$port" -dir up -conns 4 -duration "$d" | awk '{print $1}')
+		results[$name,down,$round]=$(lg bulk -addr "127.0.0.1:$port" -dir down -conns 4 -duration "$d" | awk '{print $1}')
+		results[$name,pp1,$round]=$(lg pingpong -addr "127.0.0.1:$port" -conns 1 -duration "$d" | awk '{print $1}')
+		local pp16
+		pp16=$(lg pingpong -addr "127.0.0.1:$port" -conns 16 -duration "$d")
+		results[$name,pp16,$round]=$(awk '{print $1}' <<<"$pp16")
+		results[$name,p99,$round]=$(awk '{print $9}' <<<"$pp16")
+		local before held
+		before=$(rss_kib "$pid")
+		lg idle -addr "127.0.0.1:$port" -conns "$IDLE" -hold 3s >"$work/idle.out" &
+		local idler=$!
+		for _ in $(seq 600); do grep -q open "$work/idle.out" 2>/dev/null && break; sleep 0.1; done
+		sleep 1
+		held=$(rss_kib "$pid")
+		wait "$idler"
+		results[$name,idle,$round]=$(awk -v a="$before" -v b="$held" -v n="$IDLE" 'BEGIN{printf "%.1f", (b-a)/n}')
+	fi
+	kill "$pid"; wait "$pid" 2>/dev/null || true
+	echo "round $round $name ($leaves): done" >&2
+}
+
+median() { printf '%s\n' "$@" | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END{if (NR==0) {print "-"} else print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+for leaves in $LEAVES; do
+	for r in $(seq "$ROUNDS"); do
+		for p in $PROXIES; do run_proxy "$p" "$leaves" "$r"; done
+	done
+	echo
+	echo "leaves: $leaves ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), ${DURATION}s loads, medians of $ROUNDS rounds)"
+	metrics="hs13 hs12"
+	[[ $leaves == rsa ]] && metrics="hs13 hs12 resumed up down pp1 pp16 p99 idle"
+	printf '%-10s' workload
+	for p in $PROXIES; do printf '%14s' "$p"; done
+	printf '%12s\n' "ours/best"
+	for m in $metrics; do
+		printf '%-10s' "$m"
+		declare -A med=()
+		for p in $PROXIES; do
+			vals=()
+			for r in $(seq "$ROUNDS"); do vals+=("${results[$p,$m,$r]:-}"); done
+			med[$p]=$(median "${vals[@]}")
+			printf '%14s' "${med[$p]}"
+		done
+		# Lower is better for latency and memory.
+		best=$(for p in $PROXIES; do [[ $p == ingress ]] || echo "${med[$p]}"; done | sort -g | { if [[ $m == p99 || $m == idle ]]; then head -1; else tail -1; fi; })
+		ours=${med[ingress]:-}
+		if [[ -n $ours && -n $best && $best != - && $ours != - ]]; then
+			awk -v a="$ours" -v b="$best" 'BEGIN{ printf "%11.2fx\n", a/b }'
+		else
+			echo
+		fi
+		unset med
+	done
+done
+echo "units: handshakes/s (hs13, hs12, resumed: TLS 1.3 tickets), MB/s (up: client to backend, down), round trips/s (pp1, pp16: 1 and 16 connections), p99 of pp16 in µs (lower is better), idle: KiB of RSS per held connection (lower is better)"
