@@ -6,16 +6,20 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: build run test fuzz bench bench-compare lint clean
+.PHONY: build build-openssl run test fuzz bench bench-compare lint clean
 
 build: ## the static binary, bin/ingress
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ingress ./cmd/ingress
+
+build-openssl: ## bin/ingress signing RSA with OpenSSL's libcrypto (cgo, -tags openssl; needs libssl-dev)
+	CGO_ENABLED=1 $(GO) build -trimpath -tags openssl -ldflags '$(LDFLAGS)' -o bin/ingress ./cmd/ingress
 
 run: ## the demo: dev CA, fake instances, loopback ports (see README)
 	$(GO) run ./cmd/ingress demo
 
 test: lint ## everything CI runs: vet, race tests, a short fuzz pass
 	$(GO) test -race -count=1 ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 -tags openssl ./internal/opensslsign ./tlsconfig
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 fuzz: ## every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m)

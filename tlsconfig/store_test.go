@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/neo4j/private-ingress/internal/loopback"
+	"github.com/neo4j/private-ingress/internal/opensslsign"
 )
 
 const name = "abcd1234.production-orch-0000.neo4j.io"
@@ -341,4 +342,32 @@ func TestWatchFollowsNewDirectories(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a change in the directory SetFiles added was not seen")
 	}
+}
+
+// TestRSAKeysSignWithOpenSSL: in builds with the openssl tag, handshakes
+// with an RSA leaf sign through OpenSSL.
+func TestRSAKeysSignWithOpenSSL(t *testing.T) {
+	if !opensslsign.Available {
+		t.Skip("built without -tags openssl")
+	}
+	files, err := WriteDevCerts(t.TempDir(), wildcard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(nil, nil)
+	defer s.Close()
+	if err := s.SetFiles(context.Background(), []CertFiles{{Cert: files.Cert, Key: files.Key}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.GetCertificate(&tls.ClientHelloInfo{ServerName: name, SupportedVersions: []uint16{tls.VersionTLS13},
+		SignatureSchemes: []tls.SignatureScheme{tls.PSSWithSHA256}, CipherSuites: []uint16{tls.TLS_AES_128_GCM_SHA256}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.PrivateKey.(*opensslsign.Signer); !ok {
+		t.Errorf("the RSA leaf signs with %T", c.PrivateKey)
+	}
+	addr := tlsServer(t, s.ServerConfig(nil))
+	conn, _ := dialLeaf(t, addr, roots(t, files.CA))
+	conn.Close()
 }

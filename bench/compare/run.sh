@@ -10,6 +10,7 @@
 #   bench/compare/run.sh                 # RSA-2048 leaf, 10 s loads, 2 rounds
 #   LEAVES="rsa ecdsa" bench/compare/run.sh
 #   DURATION=5 ROUNDS=3 IDLE=2000 bench/compare/run.sh
+#   OPENSSL=1 bench/compare/run.sh       # the ingress built with -tags openssl
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export GOTOOLCHAIN=local
@@ -33,7 +34,12 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -n "${KEEP:-}" ] || rm -rf "$work"; }
 trap cleanup EXIT
-go build -o "$work/ingress" ./cmd/ingress
+# OPENSSL=1: the ingress signs RSA through OpenSSL's libcrypto (make build-openssl).
+if [ -n "${OPENSSL:-}" ]; then
+	CGO_ENABLED=1 go build -tags openssl -o "$work/ingress" ./cmd/ingress
+else
+	go build -o "$work/ingress" ./cmd/ingress
+fi
 go build -o "$work/loadgen" ./bench/loadgen
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
