@@ -47,7 +47,7 @@ var allowed = map[string][]string{
 	"internal/config":     {"ingress", "routing", "tlsconfig", "dnsstub", "internal/yamlutil"},
 	"ingress":             {"routing", "tlsconfig", "internal/bolt"},
 	"routing":             {"internal/yamlutil", "internal/fswatch"},
-	"tlsconfig":           {"internal/fswatch"},
+	"tlsconfig":           {"internal/fswatch", "internal/opensslsign"},
 	"dnsstub":             {"routing"},
 	"internal/demo":       {"internal/bolt"},
 	"internal/pebbletest": {"tlsconfig"},
