@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"net"
 	"os"
@@ -34,12 +33,7 @@ func useDNSStub(t *testing.T, addr string) {
 func TestGoDriverThroughTheIngress(t *testing.T) {
 	addrs, _ := startDemo(t)
 	useDNSStub(t, addrs["dns"])
-	caPEM, err := os.ReadFile(addrs["ca"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
+	roots := demoRoots(t, addrs)
 	_, port, _ := net.SplitHostPort(addrs["bolt"])
 	ctx := context.Background()
 	for _, dbid := range demo.DBIDs() {

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"os"
 	"testing"
 	"time"
 
@@ -21,12 +19,7 @@ import (
 // name routed by SNI, the data read back from the instance behind it.
 func TestArrowFlightThroughTheIngress(t *testing.T) {
 	addrs, _ := startDemo(t)
-	caPEM, err := os.ReadFile(addrs["ca"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
+	roots := demoRoots(t, addrs)
 	for _, dbid := range demo.DBIDs() {
 		t.Run(dbid, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
