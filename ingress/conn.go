@@ -80,14 +80,20 @@ func (l *listener) serve(c *clientConn) {
 	s := l.srv
 	rec := connLog{start: time.Now()}
 	stop := context.AfterFunc(s.hardStop, func() { c.Close() })
+	end := func() {
+		stop()
+		c.Close()
+		l.finish(c, &rec)
+	}
+	handedOver := false // to the copy goroutines, which end the connection
 	defer func() {
 		if p := recover(); p != nil {
 			rec.result, rec.err = resultHandshakeError, fmt.Errorf("panic: %v", p)
 			s.recovered(p)
 		}
-		stop()
-		c.Close()
-		l.finish(c, &rec)
+		if !handedOver {
+			end()
+		}
 	}()
 	if s.metrics != nil {
 		s.metrics.active[l.svc].Inc()
@@ -157,15 +163,20 @@ func (l *listener) serve(c *clientConn) {
 		rec.result, rec.err = resultBackendUnavailable, err
 		return
 	}
-	defer backend.Close()
 
-	// Copy both ways until both sides are done.
+	// Copy both ways until both sides are done, on goroutines of their own;
+	// the last to finish ends the connection.
 	rec.result = resultOK
-	rec.in, rec.out, rec.err = s.proxy(tc, c, backend)
-	if s.metrics != nil {
-		s.metrics.bytesIn[l.svc].Add(float64(rec.in))
-		s.metrics.bytesOut[l.svc].Add(float64(rec.out))
-	}
+	handedOver = true
+	s.proxy(tc, c, backend, func(in, out int64, err error) {
+		backend.Close()
+		rec.in, rec.out, rec.err = in, out, err
+		if s.metrics != nil {
+			s.metrics.bytesIn[l.svc].Add(float64(in))
+			s.metrics.bytesOut[l.svc].Add(float64(out))
+		}
+		end()
+	})
 }
 
 // recovered logs and counts a panic recovered in a connection's goroutines.

@@ -33,58 +33,77 @@ var errIdle = errors.New("idle timeout")
 // halfCloser is a connection whose write side can be shut alone.
 type halfCloser interface{ CloseWrite() error }
 
+// Directions of a pipe, indexes into its per-direction state.
+const (
+	up   = iota // client to backend
+	down        // backend to client
+)
+
 // pipe is the shared state of the two copy directions of one connection.
 type pipe struct {
-	idle time.Duration
-	last atomic.Int64 // unix nanoseconds of the last byte moved either way
+	client  *tls.Conn
+	raw     *clientConn
+	backend net.Conn
+	idle    time.Duration
+	last    atomic.Int64 // unix nanoseconds of the last byte moved either way
+	running atomic.Int32 // directions still copying
+	n       [2]int64
+	errs    [2]error
+	done    func(in, out int64, err error)
 }
 
-// proxy copies client↔backend until both directions finish, propagating
-// half-closes. in counts client→backend bytes, out backend→client.
-func (s *Server) proxy(client *tls.Conn, raw *clientConn, backend net.Conn) (in, out int64, err error) {
-	p := &pipe{idle: s.cfg.Timeouts.Idle}
+// proxy copies client↔backend on two fresh goroutines and returns at once,
+// propagating half-closes. The caller's goroutine grew its stack in the
+// handshake; a fresh one starts small, and an idle connection holds its
+// goroutines' stacks for as long as it lasts. When both directions are done
+// the last one calls done with the bytes moved (in: client→backend) and the
+// errors that were not the ordinary end of a connection.
+func (s *Server) proxy(client *tls.Conn, raw *clientConn, backend net.Conn, done func(in, out int64, err error)) {
+	p := &pipe{client: client, raw: raw, backend: backend, idle: s.cfg.Timeouts.Idle, done: done}
 	p.last.Store(time.Now().UnixNano())
-	upDone := make(chan error, 1)
-	go s.proxyCopyUp(p, client, backend, &in, upDone)
-	out, downErr := p.copy(backend, client, backend, func() error {
-		// Backend finished sending: close_notify, then the TCP FIN that
-		// tls.Conn.CloseWrite does not send.
-		err := client.CloseWrite()
-		raw.CloseWrite()
-		return err
-	})
-	if downErr != nil {
-		client.Close() // unblocks the other direction
-		backend.Close()
-	}
-	upErr := <-upDone
-	return in, out, errors.Join(classify(upErr, "client to backend"), classify(downErr, "backend to client"))
+	p.running.Store(2)
+	go s.copyUp(p)
+	go s.copyDown(p)
 }
 
-// proxyCopyUp is the client→backend direction. It has a name of its own so
-// that it reads clearly in goroutine dumps. Like the connection's own
-// goroutine it recovers a panic, which ends this connection only.
-func (s *Server) proxyCopyUp(p *pipe, client *tls.Conn, backend net.Conn, n *int64, done chan<- error) {
-	var err error
-	defer func() {
-		if r := recover(); r != nil {
-			s.recovered(r)
-			client.Close()
-			backend.Close()
-			done <- fmt.Errorf("panic: %v", r)
-		}
-	}()
-	*n, err = p.copy(client.NetConn(), backend, client, func() error {
-		if hc, ok := backend.(halfCloser); ok {
+// copyUp and copyDown are the two directions, named so that they read
+// clearly in goroutine dumps.
+func (s *Server) copyUp(p *pipe) {
+	defer p.finish(s, up)
+	p.n[up], p.errs[up] = p.copy(p.client.NetConn(), p.backend, p.client, func() error {
+		if hc, ok := p.backend.(halfCloser); ok {
 			return hc.CloseWrite()
 		}
 		return nil
 	})
-	if err != nil {
-		client.Close()
-		backend.Close()
+}
+
+func (s *Server) copyDown(p *pipe) {
+	defer p.finish(s, down)
+	p.n[down], p.errs[down] = p.copy(p.backend, p.client, p.backend, func() error {
+		// Backend finished sending: close_notify, then the TCP FIN that
+		// tls.Conn.CloseWrite does not send.
+		err := p.client.CloseWrite()
+		p.raw.CloseWrite()
+		return err
+	})
+}
+
+// finish ends one direction. A failure (or a panic, which ends this
+// connection only) closes both sides, which unblocks the other direction;
+// the last direction to finish reports the connection done.
+func (p *pipe) finish(s *Server, dir int) {
+	if r := recover(); r != nil {
+		s.recovered(r)
+		p.errs[dir] = fmt.Errorf("panic: %v", r)
 	}
-	done <- err
+	if p.errs[dir] != nil {
+		p.client.Close()
+		p.backend.Close()
+	}
+	if p.running.Add(-1) == 0 {
+		p.done(p.n[up], p.n[down], errors.Join(classify(p.errs[up], "client to backend"), classify(p.errs[down], "backend to client")))
+	}
 }
 
 // copy moves bytes from src to dst until src ends (then calls closeWrite)

@@ -11,6 +11,8 @@
 #   LEAVES="rsa ecdsa" bench/compare/run.sh
 #   DURATION=5 ROUNDS=3 IDLE=2000 bench/compare/run.sh
 #   OPENSSL=1 bench/compare/run.sh       # the ingress built with -tags openssl
+#   PROFILE=/tmp/prof bench/compare/run.sh  # also CPU profiles of the ingress under
+#                                         # each load, and a heap profile while idle
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export GOTOOLCHAIN=local
@@ -93,7 +95,7 @@ start_proxy() {
 			tls: {certificates: [$certs]}
 			routes: {file: $work/routes.yaml}
 			limits: {max_connections: 100000}
-			admin: {address: "127.0.0.1:0"}
+			admin: {address: "127.0.0.1:$admin_port"}
 			log: {level: error}
 		YAML
 		GOMAXPROCS=1 taskset -c 0 "$work/ingress" serve -config "$work/ingress.yaml" >"$work/ingress.log" 2>&1 &
@@ -172,24 +174,50 @@ start_proxy() {
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 lg() { taskset -c 1 "$work/loadgen" "$@" -ca "$work/ca.pem"; }
 
+# measure NAME ROUND METRIC LOADGEN-ARGS...: runs one load; with PROFILE set,
+# the ingress's CPU profile under it lands in $PROFILE/<leaves>-<metric>-<round>.pprof.
+measure() {
+	local name=$1 round=$2 metric=$3 prof=""
+	shift 3
+	if [[ -n ${PROFILE:-} && $name == ingress ]]; then
+		mkdir -p "$PROFILE"
+		curl -s -o "$PROFILE/$leaves-$metric-$round.pprof" "http://127.0.0.1:$admin_port/debug/pprof/profile?seconds=$((DURATION > 2 ? DURATION - 1 : 1))" &
+		prof=$!
+	fi
+	local before
+	before=$(cpu_ticks)
+	lg "$@"
+	echo "$name $metric round $round: busy $(cpu_busy "$before" "$(cpu_ticks)")" >>"$work/cpu.log"
+	[[ -z $prof ]] || wait "$prof"
+}
+
+# cpu_ticks prints "busy total" jiffies of CPU 0 and CPU 1 from /proc/stat;
+# cpu_busy turns two samples into percentages, to tell whether the proxy's
+# core or the load generator's was the limit.
+cpu_ticks() { awk '/^cpu[01] / {printf "%d %d ", $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+cpu_busy() {
+	awk -v a="$1" -v b="$2" 'BEGIN{split(a,x," "); split(b,y," "); printf "cpu0 %.0f%% cpu1 %.0f%%", 100*(y[1]-x[1])/(y[2]-x[2]), 100*(y[3]-x[3])/(y[4]-x[4])}'
+}
+
 declare -A results
 run_proxy() {
 	local name=$1 leaves=$2 round=$3 port pid
 	port=$(free_port)
+	admin_port=$(free_port)
 	pid=$(start_proxy "$name" "$leaves" "$port")
 	pids+=("$pid")
 	for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
 	lg check -addr "127.0.0.1:$port" >/dev/null || { echo "$name: routing check failed" >&2; cat "$work/$name.log" "$work/nginx.err" 2>/dev/null >&2; exit 1; }
 	local d=${DURATION}s
-	results[$name,hs13,$round]=$(lg handshakes -addr "127.0.0.1:$port" -tls 1.3 -duration "$d" | awk '{print $1}')
-	results[$name,hs12,$round]=$(lg handshakes -addr "127.0.0.1:$port" -tls 1.2 -duration "$d" | awk '{print $1}')
+	results[$name,hs13,$round]=$(measure "$name" "$round" hs13 handshakes -addr "127.0.0.1:$port" -tls 1.3 -duration "$d" | awk '{print $1}')
+	results[$name,hs12,$round]=$(measure "$name" "$round" hs12 handshakes -addr "127.0.0.1:$port" -tls 1.2 -duration "$d" | awk '{print $1}')
 	if [[ $leaves == rsa ]]; then
-		results[$name,resumed,$round]=$(lg handshakes -addr "127.0.0.1:$port" -tls 1.3 -resume -duration "$d" | awk '{print $1}')
-		results[$name,up,$round]=$(lg bulk -addr "127.0.0.1:$port" -dir up -conns 4 -duration "$d" | awk '{print $1}')
-		results[$name,down,$round]=$(lg bulk -addr "127.0.0.1:$port" -dir down -conns 4 -duration "$d" | awk '{print $1}')
-		results[$name,pp1,$round]=$(lg pingpong -addr "127.0.0.1:$port" -conns 1 -duration "$d" | awk '{print $1}')
+		results[$name,resumed,$round]=$(measure "$name" "$round" resumed handshakes -addr "127.0.0.1:$port" -tls 1.3 -resume -duration "$d" | awk '{print $1}')
+		results[$name,up,$round]=$(measure "$name" "$round" up bulk -addr "127.0.0.1:$port" -dir up -conns 4 -duration "$d" | awk '{print $1}')
+		results[$name,down,$round]=$(measure "$name" "$round" down bulk -addr "127.0.0.1:$port" -dir down -conns 4 -duration "$d" | awk '{print $1}')
+		results[$name,pp1,$round]=$(measure "$name" "$round" pp1 pingpong -addr "127.0.0.1:$port" -conns 1 -duration "$d" | awk '{print $1}')
 		local pp16
-		pp16=$(lg pingpong -addr "127.0.0.1:$port" -conns 16 -duration "$d")
+		pp16=$(measure "$name" "$round" pp16 pingpong -addr "127.0.0.1:$port" -conns 16 -duration "$d")
 		results[$name,pp16,$round]=$(awk '{print $1}' <<<"$pp16")
 		results[$name,p99,$round]=$(awk '{print $9}' <<<"$pp16")
 		local before held
@@ -199,6 +227,10 @@ run_proxy() {
 		for _ in $(seq 600); do grep -q open "$work/idle.out" 2>/dev/null && break; sleep 0.1; done
 		sleep 1
 		held=$(rss_kib "$pid")
+		if [[ -n ${PROFILE:-} && $name == ingress ]]; then
+			curl -s -o "$PROFILE/$leaves-idle-heap-$round.pprof" "http://127.0.0.1:$admin_port/debug/pprof/heap"
+			curl -s -o "$PROFILE/$leaves-idle-goroutine-$round.txt" "http://127.0.0.1:$admin_port/debug/pprof/goroutine?debug=1"
+		fi
 		wait "$idler"
 		results[$name,idle,$round]=$(awk -v a="$before" -v b="$held" -v n="$IDLE" 'BEGIN{printf "%.1f", (b-a)/n}')
 	fi
@@ -239,4 +271,6 @@ for leaves in $LEAVES; do
 		unset med
 	done
 done
+echo
+cat "$work/cpu.log"
 echo "units: handshakes/s (hs13, hs12, resumed: TLS 1.3 tickets), MB/s (up: client to backend, down), round trips/s (pp1, pp16: 1 and 16 connections), p99 of pp16 in µs (lower is better), idle: KiB of RSS per held connection (lower is better)"
