@@ -3,9 +3,10 @@ package routing
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
-	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,9 +29,29 @@ type instanceYAML struct {
 	Backends  map[string][]string `yaml:"backends" json:"backends"`
 }
 
-// endpointRE accepts the endpoint ids the ingress reads from PROXY headers:
-// an AWS VPC endpoint, an Azure Private Link LinkID, a GCP PSC connection id.
-var endpointRE = regexp.MustCompile(`^(vpce-[0-9a-z]+|azure:[0-9]+|psc:[0-9]+)$`)
+// validEndpoint accepts the endpoint ids the ingress reads from PROXY
+// headers: an AWS VPC endpoint (vpce-[0-9a-z]+), an Azure Private Link
+// LinkID (azure:[0-9]+), a GCP PSC connection id (psc:[0-9]+). By hand
+// rather than a regexp: a reload checks 100,000s of them.
+func validEndpoint(ep string) bool {
+	digits := func(s string, lower bool) bool {
+		for i := range len(s) {
+			if c := s[i]; !('0' <= c && c <= '9' || lower && 'a' <= c && c <= 'z') {
+				return false
+			}
+		}
+		return s != ""
+	}
+	switch {
+	case strings.HasPrefix(ep, "vpce-"):
+		return digits(ep[len("vpce-"):], true)
+	case strings.HasPrefix(ep, "azure:"):
+		return digits(ep[len("azure:"):], false)
+	case strings.HasPrefix(ep, "psc:"):
+		return digits(ep[len("psc:"):], false)
+	}
+	return false
+}
 
 // LoadFile reads and parses the routes file at path. See Parse.
 func LoadFile(path string, ns Namespace, prev *Table) (*Table, error) {
@@ -45,17 +66,27 @@ func LoadFile(path string, ns Namespace, prev *Table) (*Table, error) {
 // yamlutil.Errors with file:line positions. If prev is not nil, backends
 // whose address is unchanged keep their health state.
 func Parse(file string, data []byte, ns Namespace, prev *Table) (*Table, error) {
+	if raw, ok := parseFast(data); ok {
+		if t := buildValid(ns, raw, prev); t != nil {
+			return t, nil
+		}
+	}
+	return parseYAML(file, data, ns, prev)
+}
+
+// parseYAML is Parse through yaml.v3: any document, every error with its line.
+func parseYAML(file string, data []byte, ns Namespace, prev *Table) (*Table, error) {
 	var raw fileYAML
 	root, err := yamlutil.Decode(file, data, &raw)
 	if err != nil {
 		return nil, err
 	}
 	list := &yamlutil.List{File: file}
-	t := NewTable(ns)
-	t.instances = make(map[string]*Instance, len(raw.Instances))
+	t := newTableFor(ns, raw.Instances, itself)
 	firstLine := make(map[string]int, len(raw.Instances))
 	seq := yamlutil.Value(root, "instances")
 	for i, in := range raw.Instances {
+		yieldEvery(i)
 		node := yamlutil.Item(seq, i)
 		inst := t.build(list, node, in, prev)
 		key := inst.DBID + "." + inst.Orch
@@ -71,6 +102,55 @@ func Parse(file string, data []byte, ns Namespace, prev *Table) (*Table, error) 
 	}
 	return t, nil
 }
+
+// buildValid builds a table of the instances parseFast decoded, or returns
+// nil if any is invalid or repeated: Parse then reports every problem, with
+// its line, from the yaml.v3 path.
+func buildValid(ns Namespace, raw []instanceYAML, prev *Table) *Table {
+	t := newTableFor(ns, raw, itself)
+	var list yamlutil.List
+	for i, in := range raw {
+		yieldEvery(i)
+		inst := t.build(&list, nil, in, prev)
+		key := inst.DBID + "." + inst.Orch
+		if t.instances[key] != nil {
+			return nil
+		}
+		t.instances[key] = inst
+	}
+	if list.Err() != nil {
+		return nil
+	}
+	return t
+}
+
+// yieldEvery lets other goroutines run every 1,024 instances of a reload.
+// With one P (GOMAXPROCS=1, as the ingress runs on a small node) a reload
+// of 100,000 instances would otherwise hold it for a whole scheduler slice
+// at a time (10-20 ms) while connections wait; this bounds the wait to
+// about a millisecond of reload work.
+func yieldEvery(i int) {
+	if i&1023 == 1023 {
+		runtime.Gosched()
+	}
+}
+
+// newTableFor returns an empty table with room for instances and their
+// backends: growing maps of 100,000 entries costs a reload a tenth of its time.
+func newTableFor[E any](ns Namespace, instances []E, raw func(*E) *instanceYAML) *Table {
+	addrs := 0
+	for i := range instances {
+		for _, list := range raw(&instances[i]).Backends {
+			addrs += len(list)
+		}
+	}
+	t := NewTable(ns)
+	t.instances = make(map[string]*Instance, len(instances))
+	t.backends = make(map[string]*Backend, addrs)
+	return t
+}
+
+func itself(in *instanceYAML) *instanceYAML { return in }
 
 // build validates one instance as written, reporting problems at node, and
 // returns it with its backends taken from t (and prev's health).
@@ -97,17 +177,19 @@ func (t *Table) build(list *yamlutil.List, node *yaml.Node, in instanceYAML, pre
 		list.Addf(at("orch"), "orch %q is not served (orchestras: %s)", in.Orch, strings.Join(t.ns.Orchestras, ", "))
 	}
 	for j, ep := range in.Endpoints {
-		if !endpointRE.MatchString(ep) {
+		if !validEndpoint(ep) {
 			list.Addf(yamlutil.Item(at("endpoints"), j), "endpoint %q is not vpce-<id>, azure:<linkid> or psc:<connid>", ep)
 		}
 	}
-	for name, addrs := range in.Backends {
-		svc, ok := ParseService(name)
-		bnode := yamlutil.Value(at("backends"), name)
+	// Services in a fixed order, so that errors read the same every run.
+	known := 0
+	for svc, name := range serviceNames {
+		addrs, ok := in.Backends[name]
 		if !ok {
-			list.Addf(bnode, "unknown service %q in backends (known: %s)", name, strings.Join(ServiceNames(), ", "))
 			continue
 		}
+		known++
+		bnode := yamlutil.Value(at("backends"), name)
 		if len(addrs) == 0 {
 			list.Addf(bnode, "service %s has an empty backend list", name)
 		}
@@ -121,6 +203,13 @@ func (t *Table) build(list *yamlutil.List, node *yaml.Node, in instanceYAML, pre
 				continue
 			}
 			inst.pools[svc].backends = append(inst.pools[svc].backends, t.backend(addr, prev))
+		}
+	}
+	if known < len(in.Backends) {
+		for _, name := range slices.Sorted(maps.Keys(in.Backends)) {
+			if _, ok := ParseService(name); !ok {
+				list.Addf(yamlutil.Value(at("backends"), name), "unknown service %q in backends (known: %s)", name, strings.Join(ServiceNames(), ", "))
+			}
 		}
 	}
 	return inst
@@ -159,10 +248,10 @@ func (e Entry) JSON() []byte {
 // Build makes a table of entries, which ParseEntry validated. An instance
 // given twice keeps its first entry; the others are returned as dropped.
 func Build(ns Namespace, entries []Entry, prev *Table) (t *Table, dropped []Entry) {
-	t = NewTable(ns)
-	t.instances = make(map[string]*Instance, len(entries))
+	t = newTableFor(ns, entries, func(e *Entry) *instanceYAML { return &e.raw })
 	var scratch yamlutil.List // already valid: nothing to report
-	for _, e := range entries {
+	for i, e := range entries {
+		yieldEvery(i)
 		key := e.DBID + "." + e.Orch
 		if t.instances[key] != nil {
 			dropped = append(dropped, e)
