@@ -5,6 +5,9 @@ type Config struct {
 	Certificates   []CertFiles    `yaml:"certificates"`
 	ACME           ACME           `yaml:"acme"`
 	SessionTickets SessionTickets `yaml:"session_tickets"`
+	// KeyExchange is the set of key exchange groups accepted; absent is
+	// Go's default, post-quantum hybrids included. See README.
+	KeyExchange []string `yaml:"key_exchange"`
 }
 
 // CertFiles names a PEM certificate chain and its key. Relative paths are

@@ -41,6 +41,7 @@ type Store struct {
 	loaded      map[CertFiles]loadedPair
 	acmeNames   []string
 	dirsChanged chan struct{} // closed when SetFiles names other directories
+	groups      []tls.CurveID // key exchange preference; nil: Go's default
 }
 
 type loadedPair struct {
@@ -207,9 +208,13 @@ func (s *Store) withOpenSSL(c *tls.Certificate) *tls.Certificate {
 // start from certmagic's TLSConfig, whose NextProtos is acme-tls/1 alone and
 // would make Go refuse every client offering other protocols.
 func (s *Store) ServerConfig(alpn []string) *tls.Config {
+	s.mu.Lock()
+	groups := slices.Clone(s.groups)
+	s.mu.Unlock()
 	c := &tls.Config{
-		GetCertificate: s.GetCertificate,
-		NextProtos:     slices.Clone(alpn),
+		GetCertificate:   s.GetCertificate,
+		NextProtos:       slices.Clone(alpn),
+		CurvePreferences: groups,
 	}
 	ApplyPolicy(c)
 	return c

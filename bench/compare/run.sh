@@ -11,8 +11,12 @@
 #   LEAVES="rsa ecdsa" bench/compare/run.sh
 #   DURATION=5 ROUNDS=3 IDLE=2000 bench/compare/run.sh
 #   OPENSSL=1 bench/compare/run.sh       # the ingress built with -tags openssl
+#   KEY_EXCHANGE="X25519, P-256" bench/compare/run.sh  # the ingress's tls.key_exchange:
+#                                         # without it, Go clients get X25519MLKEM768,
+#                                         # which the OpenSSL 3.0 peers cannot offer
 #   PROFILE=/tmp/prof bench/compare/run.sh  # also CPU profiles of the ingress under
-#                                         # each load, and a heap profile while idle
+#                                         # each load, allocations after each, and a
+#                                         # heap profile while idle
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export GOTOOLCHAIN=local
@@ -92,7 +96,7 @@ start_proxy() {
 		cat >"$work/ingress.yaml" <<-YAML
 			orchestras: ["0000"]
 			listeners: [{service: bolt, address: "127.0.0.1:$port"}]
-			tls: {certificates: [$certs]}
+			tls: {certificates: [$certs]${KEY_EXCHANGE:+, key_exchange: [$KEY_EXCHANGE]}}
 			routes: {file: $work/routes.yaml}
 			limits: {max_connections: 100000}
 			admin: {address: "127.0.0.1:$admin_port"}
@@ -184,12 +188,26 @@ measure() {
 		curl -s -o "$PROFILE/$leaves-$metric-$round.pprof" "http://127.0.0.1:$admin_port/debug/pprof/profile?seconds=$((DURATION > 2 ? DURATION - 1 : 1))" &
 		prof=$!
 	fi
-	local before
+	local before used out
 	before=$(cpu_ticks)
-	lg "$@"
-	echo "$name $metric round $round: busy $(cpu_busy "$before" "$(cpu_ticks)")" >>"$work/cpu.log"
-	[[ -z $prof ]] || wait "$prof"
+	used=$(proc_ticks "$proxy_pid")
+	out=$(lg "$@")
+	used=$(($(proc_ticks "$proxy_pid") - used))
+	echo "$out"
+	# The proxy's own CPU per operation (user+system, all its threads and
+	# processes' ticks at 100 Hz) tells its cost even when the load
+	# generator's core is the limit.
+	awk -v name="$name" -v m="$metric" -v r="$round" -v busy="$(cpu_busy "$before" "$(cpu_ticks)")" -v t="$used" -v rate="${out%% *}" -v d="$DURATION" \
+		'BEGIN{ printf "%-8s %-8s round %s: %s, proxy CPU %.0f%%", name, m, r, busy, t/d; if (rate > 0) printf ", %.2f µs per op", t*10000/(rate*d); print "" }' >>"$work/cpu.log"
+	if [[ -n $prof ]]; then
+		wait "$prof"
+		# Allocations since start; diff two with pprof -base.
+		curl -s -o "$PROFILE/$leaves-$metric-$round.allocs.pprof" "http://127.0.0.1:$admin_port/debug/pprof/allocs"
+	fi
 }
+
+# proc_ticks prints the user+system ticks a process has used.
+proc_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
 # cpu_ticks prints "busy total" jiffies of CPU 0 and CPU 1 from /proc/stat;
 # cpu_busy turns two samples into percentages, to tell whether the proxy's
@@ -206,6 +224,7 @@ run_proxy() {
 	admin_port=$(free_port)
 	pid=$(start_proxy "$name" "$leaves" "$port")
 	pids+=("$pid")
+	proxy_pid=$pid
 	for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
 	lg check -addr "127.0.0.1:$port" >/dev/null || { echo "$name: routing check failed" >&2; cat "$work/$name.log" "$work/nginx.err" 2>/dev/null >&2; exit 1; }
 	local d=${DURATION}s
@@ -245,7 +264,7 @@ for leaves in $LEAVES; do
 		for p in $PROXIES; do run_proxy "$p" "$leaves" "$r"; done
 	done
 	echo
-	echo "leaves: $leaves ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), ${DURATION}s loads, medians of $ROUNDS rounds)"
+	echo "leaves: $leaves, ingress key exchange: ${KEY_EXCHANGE:-Go default (X25519MLKEM768 with Go clients)}${OPENSSL:+, OpenSSL signer} ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), ${DURATION}s loads, medians of $ROUNDS rounds)"
 	metrics="hs13 hs12"
 	[[ $leaves == rsa ]] && metrics="hs13 hs12 resumed up down pp1 pp16 p99 idle"
 	printf '%-10s' workload

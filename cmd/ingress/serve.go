@@ -81,6 +81,8 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 
 	certs := tlsconfig.NewStore(logger.Named("tls"), tlsconfig.NewMetrics(reg))
 	defer certs.Close()
+	groups, _ := tlsconfig.KeyExchangeGroups(cfg.TLS.KeyExchange) // validated by config.Load
+	certs.SetKeyExchange(groups)
 	if err := certs.SetFiles(ctx, cfg.TLS.Certificates); err != nil {
 		return err
 	}
@@ -352,6 +354,7 @@ func needRestart(cfg, next *config.Config) []string {
 		{"listeners, proxy_protocol, backend, timeouts, limits, refusals", cfg.Ingress, next.Ingress},
 		{"admin", cfg.Admin, next.Admin},
 		{"tls.acme", cfg.TLS.ACME, next.TLS.ACME},
+		{"tls.key_exchange", cfg.TLS.KeyExchange, next.TLS.KeyExchange},
 		{"dns", cfg.DNS, next.DNS},
 		{"log", cfg.Log, next.Log},
 	} {

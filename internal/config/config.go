@@ -262,6 +262,19 @@ func (v *validator) build(raw *fileYAML) *Config {
 	} else {
 		st.KeysFile = v.path(st.KeysFile)
 	}
+	if _, err := tlsconfig.KeyExchangeGroups(cfg.TLS.KeyExchange); err != nil {
+		node := v.at("tls", "key_exchange")
+		for i, name := range cfg.TLS.KeyExchange {
+			if _, bad := tlsconfig.KeyExchangeGroup(name); bad != nil || slices.Index(cfg.TLS.KeyExchange, name) < i {
+				node = yamlutil.Item(node, i) // point at the entry at fault
+				break
+			}
+		}
+		v.Addf(node, "tls.key_exchange: %v", err)
+	}
+	if cfg.TLS.KeyExchange != nil && len(cfg.TLS.KeyExchange) == 0 {
+		v.Addf(v.at("tls", "key_exchange"), "tls.key_exchange is empty; leave it out for the default (%s)", strings.Join(tlsconfig.KeyExchangeNames(), ", "))
+	}
 	if len(cfg.TLS.Certificates) == 0 && !cfg.TLS.ACME.Enabled() && !v.dnsOnly {
 		v.Addf(v.at("tls"), "tls.certificates: at least one certificate (cert and key PEM files) is needed, or tls.acme")
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"flag"
 	"os"
 	"path/filepath"
@@ -629,5 +630,25 @@ dns: {address: ":53", answer_ipv4: ["10.10.10.10"]}
 	eq(t, "SessionTickets", cfg.TLS.SessionTickets, tlsconfig.SessionTickets{Rotate: 12 * time.Hour, KeysFile: filepath.Join(dir, "tickets.keys")})
 	if len(cfg.TLS.Certificates) != 0 {
 		t.Errorf("certificates %v, want none: ACME alone is enough", cfg.TLS.Certificates)
+	}
+}
+
+func TestKeyExchange(t *testing.T) {
+	const base = "orchestras: [\"0000\"]\ntls:\n  certificates: [{cert: a.crt, key: a.key}]\n"
+	for _, tc := range []struct {
+		doc, err string
+	}{
+		{base, ""},
+		{base + "  key_exchange: [X25519, X25519MLKEM768, P-256]\n", ""},
+		{base + "  key_exchange: [x25519]\n", ""},
+		{base + "  key_exchange:\n    - X25519\n    - X448\n", `ingress.yaml:6: tls.key_exchange: unknown key exchange "X448" (known: X25519MLKEM768, SecP256r1MLKEM768, SecP384r1MLKEM1024, X25519, P-256, P-384, P-521)`},
+		{base + "  key_exchange: [X25519, P-256, X25519]\n", `ingress.yaml:4: tls.key_exchange: key exchange "X25519" is listed twice`},
+		{base + "  key_exchange: [X25519MLKEM768]\n", "ingress.yaml:4: tls.key_exchange: no group TLS 1.2 can use (X25519, P-256, P-384 or P-521): ECDHE_RSA clients would fail"},
+		{base + "  key_exchange: []\n", "ingress.yaml:4: tls.key_exchange is empty; leave it out for the default (X25519MLKEM768, SecP256r1MLKEM768, SecP384r1MLKEM1024, X25519, P-256, P-384, P-521)"},
+	} {
+		_, err := Parse("ingress.yaml", []byte(tc.doc))
+		if got := fmt.Sprint(err); tc.err == "" && err != nil || tc.err != "" && got != tc.err {
+			t.Errorf("%s\nerr = %v\nwant %s", tc.doc, err, tc.err)
+		}
 	}
 }
