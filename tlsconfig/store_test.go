@@ -371,3 +371,34 @@ func TestRSAKeysSignWithOpenSSL(t *testing.T) {
 	conn, _ := dialLeaf(t, addr, roots(t, files.CA))
 	conn.Close()
 }
+
+// TestECDSAKeysSignWithOpenSSL: in the openssl build an ECDSA leaf signs
+// through OpenSSL too, and TLS 1.3 handshakes with it verify.
+func TestECDSAKeysSignWithOpenSSL(t *testing.T) {
+	if !opensslsign.Available {
+		t.Skip("built without -tags openssl")
+	}
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s := NewStore(nil, nil)
+	defer s.Close()
+	if err := s.SetFiles(context.Background(), []CertFiles{selfSigned(t, t.TempDir(), ec)}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.GetCertificate(&tls.ClientHelloInfo{ServerName: name, SupportedVersions: []uint16{tls.VersionTLS13},
+		SignatureSchemes: []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256}, CipherSuites: []uint16{tls.TLS_AES_128_GCM_SHA256},
+		SupportedCurves: []tls.CurveID{tls.CurveP256}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.PrivateKey.(*opensslsign.Signer); !ok {
+		t.Errorf("the ECDSA leaf signs with %T", c.PrivateKey)
+	}
+	addr := tlsServer(t, s.ServerConfig(nil))
+	for range 3 {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+	}
+}

@@ -4,7 +4,6 @@ package opensslsign
 
 import (
 	"crypto"
-	"crypto/rsa"
 	"errors"
 	"io"
 )
@@ -16,7 +15,7 @@ const Available = false
 type Signer struct{}
 
 // New reports that this build has no OpenSSL (build with -tags openssl).
-func New(*rsa.PrivateKey) (*Signer, error) {
+func New(crypto.Signer) (*Signer, error) {
 	return nil, errors.New("opensslsign: built without the openssl tag")
 }
 

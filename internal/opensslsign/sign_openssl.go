@@ -40,11 +40,25 @@ static int sign_digest(EVP_PKEY *pkey, int pss, int md_bits, int saltlen,
 	EVP_PKEY_CTX_free(ctx);
 	return ok;
 }
+
+// sign_ecdsa signs an already hashed message; the signature is DER, as Go's
+// crypto/ecdsa makes and crypto/tls sends.
+static int sign_ecdsa(EVP_PKEY *pkey, const unsigned char *digest, size_t dlen,
+		unsigned char *sig, size_t *siglen) {
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pkey, NULL);
+	if (ctx == NULL) {
+		return 0;
+	}
+	int ok = EVP_PKEY_sign_init(ctx) > 0 && EVP_PKEY_sign(ctx, sig, siglen, digest, dlen) > 0;
+	EVP_PKEY_CTX_free(ctx);
+	return ok;
+}
 */
 import "C"
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
@@ -57,25 +71,34 @@ import (
 // Available reports whether this build signs through OpenSSL.
 const Available = true
 
-// Signer is an RSA private key held by OpenSSL. It is a crypto.Signer, as
-// crypto/tls wants of a certificate's PrivateKey.
+// Signer is an RSA or ECDSA private key held by OpenSSL. It is a
+// crypto.Signer, as crypto/tls wants of a certificate's PrivateKey.
 type Signer struct {
-	pkey *C.EVP_PKEY
-	pub  *rsa.PublicKey
-	size int
+	pkey  *C.EVP_PKEY
+	pub   crypto.PublicKey
+	size  int // the longest signature
+	ecdsa bool
 }
 
-// New copies key into OpenSSL.
-func New(key *rsa.PrivateKey) (*Signer, error) {
+// New copies key (an *rsa.PrivateKey or *ecdsa.PrivateKey) into OpenSSL.
+func New(key crypto.Signer) (*Signer, error) {
+	s := &Signer{pub: key.Public()}
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+	case *ecdsa.PrivateKey:
+		s.ecdsa = true
+	default:
+		return nil, fmt.Errorf("opensslsign: %T keys are not supported", k)
+	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("opensslsign: %w", err)
 	}
-	pkey := C.load_key((*C.uchar)(unsafe.Pointer(&der[0])), C.long(len(der)))
-	if pkey == nil {
+	s.pkey = C.load_key((*C.uchar)(unsafe.Pointer(&der[0])), C.long(len(der)))
+	if s.pkey == nil {
 		return nil, errors.New("opensslsign: OpenSSL refused the key")
 	}
-	s := &Signer{pkey: pkey, pub: &key.PublicKey, size: key.Size()}
+	s.size = int(C.EVP_PKEY_get_size(s.pkey))
 	runtime.SetFinalizer(s, func(s *Signer) { C.EVP_PKEY_free(s.pkey) })
 	return s, nil
 }
@@ -84,8 +107,23 @@ func New(key *rsa.PrivateKey) (*Signer, error) {
 func (s *Signer) Public() crypto.PublicKey { return s.pub }
 
 // Sign implements crypto.Signer: digest is the hash of the message, opts
-// says which hash, and *rsa.PSSOptions asks for PSS (TLS 1.3 always does).
+// says which hash, and for RSA *rsa.PSSOptions asks for PSS (TLS 1.3
+// always does).
 func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if len(digest) == 0 {
+		return nil, errors.New("opensslsign: empty digest")
+	}
+	if s.ecdsa {
+		sig := make([]byte, s.size)
+		n := C.size_t(len(sig))
+		ok := C.sign_ecdsa(s.pkey, (*C.uchar)(unsafe.Pointer(&digest[0])), C.size_t(len(digest)),
+			(*C.uchar)(unsafe.Pointer(&sig[0])), &n)
+		runtime.KeepAlive(s)
+		if ok == 0 {
+			return nil, errors.New("opensslsign: OpenSSL could not sign")
+		}
+		return sig[:n], nil
+	}
 	var bits C.int
 	switch opts.HashFunc() {
 	case crypto.SHA256:
@@ -110,9 +148,6 @@ func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 		default:
 			saltlen = C.int(o.SaltLength)
 		}
-	}
-	if len(digest) == 0 {
-		return nil, errors.New("opensslsign: empty digest")
 	}
 	sig := make([]byte, s.size)
 	n := C.size_t(len(sig))

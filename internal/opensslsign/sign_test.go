@@ -2,6 +2,8 @@ package opensslsign_test
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -48,6 +50,32 @@ func TestSignaturesVerify(t *testing.T) {
 	}
 }
 
+// TestECDSASignaturesVerify: OpenSSL's ECDSA signatures are the DER that
+// Go's verifier (and so any TLS client) accepts.
+func TestECDSASignaturesVerify(t *testing.T) {
+	if !opensslsign.Available {
+		t.Skip("built without -tags openssl")
+	}
+	for _, curve := range []elliptic.Curve{elliptic.P256(), elliptic.P384()} {
+		key, _ := ecdsa.GenerateKey(curve, rand.Reader)
+		s, err := opensslsign.New(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !key.PublicKey.Equal(s.Public()) {
+			t.Errorf("%s: Public() is not the key's", curve.Params().Name)
+		}
+		d := sha256.Sum256([]byte("a TLS handshake transcript"))
+		sig, err := s.Sign(rand.Reader, d[:], crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ecdsa.VerifyASN1(&key.PublicKey, d[:], sig) {
+			t.Errorf("%s: Go does not verify OpenSSL's signature", curve.Params().Name)
+		}
+	}
+}
+
 func BenchmarkSign(b *testing.B) {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	d := sha256.Sum256([]byte("x"))
@@ -64,6 +92,25 @@ func BenchmarkSign(b *testing.B) {
 	b.Run("openssl", func(b *testing.B) {
 		for b.Loop() {
 			s.Sign(rand.Reader, d[:], opts)
+		}
+	})
+}
+
+func BenchmarkSignECDSA(b *testing.B) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	d := sha256.Sum256([]byte("x"))
+	b.Run("go", func(b *testing.B) {
+		for b.Loop() {
+			key.Sign(rand.Reader, d[:], crypto.SHA256)
+		}
+	})
+	if !opensslsign.Available {
+		return
+	}
+	s, _ := opensslsign.New(key)
+	b.Run("openssl", func(b *testing.B) {
+		for b.Loop() {
+			s.Sign(rand.Reader, d[:], crypto.SHA256)
 		}
 	})
 }
