@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -216,14 +217,18 @@ type preferECDSA struct{}
 
 func (preferECDSA) SelectCertificate(hello *tls.ClientHelloInfo, choices []certmagic.Certificate) (certmagic.Certificate, error) {
 	now := time.Now()
+	// SupportsCertificate would check the name again, with x509's
+	// allocating VerifyHostname; coversName has done it.
+	caps := *hello
+	caps.ServerName = ""
 	var valid, supported, named *certmagic.Certificate
 	for i := range choices {
 		c := &choices[i]
-		if c.Leaf == nil || hello.ServerName != "" && c.Leaf.VerifyHostname(hello.ServerName) != nil {
+		if c.Leaf == nil || hello.ServerName != "" && !coversName(c.Leaf, hello.ServerName) {
 			continue
 		}
 		named = cmpOr(named, c)
-		if hello.SupportsCertificate(&c.Certificate) != nil {
+		if caps.SupportsCertificate(&c.Certificate) != nil {
 			continue
 		}
 		if now.Before(c.Leaf.NotBefore) || now.After(c.Leaf.NotAfter) {
@@ -242,6 +247,43 @@ func (preferECDSA) SelectCertificate(hello *tls.ClientHelloInfo, choices []certm
 		return *named, nil // nothing the client supports: let the handshake say so
 	}
 	return certmagic.Certificate{}, fmt.Errorf("no certificate for %q", hello.ServerName)
+}
+
+// coversName reports whether leaf's DNS names cover the server name as
+// x509's VerifyHostname does for one (an exact name, or a wildcard for the
+// first label; ASCII case-insensitive), without its allocations: it runs
+// for every certificate in every handshake. Go's server has already
+// refused server names that end in a dot.
+func coversName(leaf *x509.Certificate, name string) bool {
+	dot := strings.IndexByte(name, '.')
+	for _, n := range leaf.DNSNames {
+		if equalASCIIFold(n, name) ||
+			dot > 0 && len(n) > 2 && n[0] == '*' && n[1] == '.' && equalASCIIFold(n[1:], name[dot:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalASCIIFold is strings.EqualFold for ASCII letters only, as DNS and
+// x509 compare names (no Unicode folding: "K" is not the Kelvin sign).
+func equalASCIIFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 func cmpOr(a, b *certmagic.Certificate) *certmagic.Certificate {

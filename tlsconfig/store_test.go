@@ -237,7 +237,7 @@ func TestDevCertsAreReused(t *testing.T) {
 	}
 }
 
-func selfSigned(t *testing.T, dir string, key crypto.Signer) CertFiles {
+func selfSigned(t testing.TB, dir string, key crypto.Signer) CertFiles {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
