@@ -18,9 +18,17 @@ import (
 
 const sni = "abcd1234.production-orch-0000.neo4j.io"
 
-// setup runs an ingress whose bolt service routes sni to an echo backend
-// and whose https service routes it to a sink (reads and discards).
-func setup(b *testing.B) (addr, sinkAddr string, client *tls.Config) {
+// rig is a running ingress: sni reaches an echo backend through echo, a
+// sink (reads and discards) through sink, a source (writes 64 KiB chunks
+// until the connection ends) through source.
+type rig struct {
+	echo, sink, source string
+	client             *tls.Config
+}
+
+// setup runs an ingress whose bolt service routes sni to the echo backend,
+// https to the sink and arrow to the source.
+func setup(b *testing.B) rig {
 	b.Helper()
 	dir := b.TempDir()
 	files, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"})
@@ -29,11 +37,19 @@ func setup(b *testing.B) (addr, sinkAddr string, client *tls.Config) {
 	}
 	echo := serveTCP(b, func(c net.Conn) { io.Copy(c, c) })
 	sink := serveTCP(b, func(c net.Conn) { io.Copy(io.Discard, c) })
+	chunk := make([]byte, 64<<10)
+	source := serveTCP(b, func(c net.Conn) {
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
 	ns := routing.Namespace{Domain: "neo4j.io", Orchestras: []string{"0000"}}
 	table, err := routing.Parse("routes.yaml", []byte(fmt.Sprintf(`
 instances:
-  - {dbid: abcd1234, orch: "0000", public: true, backends: {bolt: [%q], https: [%q]}}
-`, echo, sink)), ns, nil)
+  - {dbid: abcd1234, orch: "0000", public: true, backends: {bolt: [%q], https: [%q], arrow: [%q]}}
+`, echo, sink, source)), ns, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -48,6 +64,7 @@ instances:
 		Listeners: []ingress.ListenerConfig{
 			{Service: "bolt", Address: "127.0.0.1:0"},
 			{Service: "https", Address: "127.0.0.1:0"},
+			{Service: "arrow", Address: "127.0.0.1:0", ALPN: []string{}},
 		},
 		Limits: ingress.Limits{MaxConnections: 100000},
 	}, ingress.Options{Routes: &routes, Certs: certs})
@@ -66,7 +83,8 @@ instances:
 	caPEM, _ := os.ReadFile(files.CA)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
-	return srv.Addr("bolt").String(), srv.Addr("https").String(), &tls.Config{ServerName: sni, RootCAs: pool}
+	return rig{echo: srv.Addr("bolt").String(), sink: srv.Addr("https").String(), source: srv.Addr("arrow").String(),
+		client: &tls.Config{ServerName: sni, RootCAs: pool}}
 }
 
 func serveTCP(b *testing.B, handle func(net.Conn)) string {
@@ -96,8 +114,8 @@ func BenchmarkHandshake(b *testing.B) {
 		version uint16
 	}{{"TLS1.3", tls.VersionTLS13}, {"TLS1.2", tls.VersionTLS12}} {
 		b.Run(v.name, func(b *testing.B) {
-			addr, _, base := setup(b)
-			cfg := base.Clone()
+			r := setup(b)
+			addr, cfg := r.echo, r.client.Clone()
 			cfg.MinVersion, cfg.MaxVersion = v.version, v.version
 			cfg.ClientSessionCache = nil
 			msg := make([]byte, 64)
@@ -124,7 +142,8 @@ func BenchmarkHandshake(b *testing.B) {
 
 // BenchmarkPingPong is 64-byte request/response on established connections.
 func BenchmarkPingPong(b *testing.B) {
-	addr, _, cfg := setup(b)
+	r := setup(b)
+	addr, cfg := r.echo, r.client
 	b.SetBytes(64)
 	b.RunParallel(func(pb *testing.PB) {
 		c, err := tls.Dial("tcp", addr, cfg)
@@ -146,8 +165,8 @@ func BenchmarkPingPong(b *testing.B) {
 
 // BenchmarkBulkUpload streams 64 KiB writes from the client to a sink backend.
 func BenchmarkBulkUpload(b *testing.B) {
-	_, sink, cfg := setup(b)
-	c, err := tls.Dial("tcp", sink, cfg)
+	r := setup(b)
+	c, err := tls.Dial("tcp", r.sink, r.client)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -158,6 +177,24 @@ func BenchmarkBulkUpload(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := c.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBulkDownload reads what a source backend streams to the client.
+func BenchmarkBulkDownload(b *testing.B) {
+	r := setup(b)
+	c, err := tls.Dial("tcp", r.source, r.client)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 64<<10)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := io.ReadFull(c, buf); err != nil {
 			b.Fatal(err)
 		}
 	}

