@@ -28,7 +28,7 @@ type clientConn struct {
 	endpoint      string             // private endpoint id; empty for public traffic
 	proxyHeader   *proxyproto.Header // the load balancer's header, if any
 	lbHealthCheck bool               // a PROXY LOCAL connection: the load balancer's probe
-	table         *routing.Table
+	domain        string             // the routing table's; not the table, which a long connection would keep alive
 	instance      *routing.Instance
 	refusal       result // set when the handshake refused the name
 	explain       bool   // the refusal completes the handshake and is explained
@@ -200,8 +200,9 @@ func (l *listener) decide(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		return nil, errors.New("ingress: handshake on an unexpected connection type")
 	}
 	c.sni = hello.ServerName
-	c.table = l.srv.routes.Load()
-	inst, res := c.table.Lookup(hello.ServerName)
+	table := l.srv.routes.Load()
+	c.domain = table.Namespace().Domain
+	inst, res := table.Lookup(hello.ServerName)
 	explainable := false
 	switch res {
 	case routing.NoName:

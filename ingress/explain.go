@@ -56,9 +56,9 @@ func (e explanation) message() string { return e.body.Error + "; " + e.body.Hint
 
 // explanationFor says why c was refused, for the client.
 func explanationFor(c *clientConn) explanation {
-	dbid, orch, _ := routing.SplitName(c.sni, c.table.Namespace().Domain)
+	dbid, orch, _ := routing.SplitName(c.sni, c.domain)
 	dbid, orch = strings.ToLower(dbid), strings.ToLower(orch)
-	zone := routing.ZoneName(orch, c.table.Namespace().Domain)
+	zone := routing.ZoneName(orch, c.domain)
 	switch {
 	case c.refusal == resultDenied && c.endpoint == "":
 		return explanation{http.StatusForbidden, grpcPermissionDenied, "Neo.ClientError.Security.Forbidden", refusalBody{
