@@ -1,6 +1,9 @@
 package routing
 
-import "bytes"
+import (
+	"bytes"
+	"runtime"
+)
 
 // parseFast decodes routes.yaml in the shapes people and generators write
 // it (block or one-line flow instances, plain or quoted scalars, comments)
@@ -16,8 +19,8 @@ func parseFast(data []byte) (instances []instanceYAML, ok bool) {
 		if c >= 0x7f || c < ' ' && c != '\n' {
 			return nil, false
 		}
-		if i&(1<<16-1) == 0 {
-			yieldEvery(1023) // a 100,000-instance file is 16 MB
+		if i&(1<<16-1) == 1<<16-1 {
+			runtime.Gosched() // a 100,000-instance file is 16 MB; see yieldEvery
 		}
 	}
 	p := &fastParser{rest: data}

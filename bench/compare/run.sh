@@ -201,6 +201,7 @@ measure() {
 	# generator's core is the limit.
 	awk -v name="$name" -v m="$metric" -v r="$round" -v busy="$(cpu_busy "$before" "$(cpu_ticks)")" -v t="$used" -v rate="${out%% *}" -v d="$DURATION" \
 		'BEGIN{ printf "%-8s %-8s round %s: %s, proxy CPU %.0f%%", name, m, r, busy, t/d; if (rate > 0) printf ", %.2f µs per op", t*10000/(rate*d); print "" }' >>"$work/cpu.log"
+	awk -v t="$used" -v rate="${out%% *}" -v d="$DURATION" 'BEGIN{ if (rate > 0) printf "%.1f\n", t*10000/(rate*d) }' >"$work/cpu.$name.$leaves.$metric.$round"
 	if [[ -n $prof ]]; then
 		wait "$prof"
 		# Allocations since start; diff two with pprof -base.
@@ -296,7 +297,30 @@ for leaves in $LEAVES; do
 		fi
 		unset med
 	done
+	# The proxy's CPU per operation (lower is better): where the load
+	# generator's core was the limit (see the busy figures below), this,
+	# not the rate, compares the proxies.
+	for m in $metrics; do
+		[[ $m == p99 || $m == idle ]] && continue
+		printf '%-10s' "cpu:$m"
+		declare -A med=()
+		for p in $PROXIES; do
+			vals=()
+			for r in $(seq "$ROUNDS"); do vals+=("$(cat "$work/cpu.$p.$leaves.$m.$r" 2>/dev/null || true)"); done
+			med[$p]=$(median "${vals[@]}")
+			printf '%14s' "${med[$p]}"
+		done
+		best=$(for p in $PROXIES; do [[ $p == ingress ]] || echo "${med[$p]}"; done | sed '/^-$/d' | sort -g | head -1)
+		ours=${med[ingress]:-}
+		if [[ -n $ours && -n $best && $ours != - ]]; then
+			awk -v a="$ours" -v b="$best" 'BEGIN{ printf "%11.2fx\n", a/b }'
+		else
+			echo
+		fi
+		unset med
+	done
 done
 echo
 cat "$work/cpu.log"
+echo "cpu: the proxy's own CPU (user+system) per operation in µs: per handshake, per MB (up, down), per round trip (lower is better)"
 echo "units: handshakes/s (hs13, hs12, resumed: TLS 1.3 tickets), MB/s (up: client to backend, down), round trips/s (pp1, pp16: 1 and 16 connections), p99 of pp16 in µs (lower is better), idle: KiB of RSS per held connection (lower is better)"
