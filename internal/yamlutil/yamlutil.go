@@ -246,7 +246,9 @@ func fromYAMLError(file string, err error) Errors {
 				e.Line++
 			}
 		}
-		e.Msg = readableUnmarshal(e.Msg)
+		// One error, one line: a tag or value yaml.v3 quotes raw may hold
+		// a newline (a "!\n" tag, say), which would split the message.
+		e.Msg = strings.ReplaceAll(readableUnmarshal(e.Msg), "\n", `\n`)
 		out = append(out, e)
 	}
 	return out
