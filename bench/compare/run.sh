@@ -36,6 +36,9 @@ if ((${#need[@]})); then
 	$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 ulimit -n 65536 2>/dev/null || true
+# One run at a time: two runs on two cores would measure each other.
+exec 9>"${TMPDIR:-/tmp}/bench-compare.lock"
+flock -n 9 || { echo "bench/compare: another run holds ${TMPDIR:-/tmp}/bench-compare.lock" >&2; exit 1; }
 
 work=$(mktemp -d)
 pids=()
