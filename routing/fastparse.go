@@ -1,9 +1,6 @@
 package routing
 
-import (
-	"bytes"
-	"runtime"
-)
+import "bytes"
 
 // parseFast decodes routes.yaml in the shapes people and generators write
 // it (block or one-line flow instances, plain or quoted scalars, comments)
@@ -14,15 +11,14 @@ import (
 // or repeated keys, tabs, CRLF, non-ASCII, ...) returns ok=false, and Parse
 // takes the yaml.v3 path, which also gives every error its line.
 // FuzzParseFast checks that what this accepts, yaml.v3 decodes the same.
-func parseFast(data []byte) (instances []instanceYAML, ok bool) {
-	for i, c := range data {
-		if c >= 0x7f || c < ' ' && c != '\n' {
-			return nil, false
-		}
-		if i&(1<<16-1) == 1<<16-1 {
-			runtime.Gosched() // a 100,000-instance file is 16 MB; see yieldEvery
-		}
-	}
+//
+// The instances come in chunks of specChunk: a reload never makes one
+// allocation of tens of MB, which the runtime would zero without letting
+// other goroutines run.
+func parseFast(data []byte) (chunks [][]spec, ok bool) {
+	// Bytes outside printable ASCII (tabs, CR, control characters, UTF-8)
+	// are refused where they can appear: in quoted scalars and comments;
+	// anywhere else no token takes them.
 	p := &fastParser{rest: data}
 	p.advance()
 	if p.line == nil || p.ind != 0 {
@@ -35,16 +31,16 @@ func parseFast(data []byte) (instances []instanceYAML, ok bool) {
 	p.advance()
 	if len(val) > 0 {
 		v, tail, ok := flowValue(val, 0)
-		if !ok || !endOfLine(tail) || v.kind != kindList || len(v.list) != 0 || p.line != nil {
+		if !ok || !endOfLine(tail) || v.kind != kindList || len(v.list) != 0 || p.line != nil || p.bad {
 			return nil, false
 		}
-		return []instanceYAML{}, true
+		return [][]spec{}, true
 	}
 	if p.line == nil || !isItem(p.line) {
 		return nil, false // instances: null, or not a list
 	}
 	seq := p.ind
-	instances = make([]instanceYAML, 0, len(data)/128)
+	var chunk []spec
 	for p.line != nil {
 		if p.ind != seq || !isItem(p.line) {
 			return nil, false
@@ -53,17 +49,26 @@ func parseFast(data []byte) (instances []instanceYAML, ok bool) {
 		if !ok {
 			return nil, false
 		}
-		instances = append(instances, inst)
-		yieldEvery(len(instances))
+		if len(chunk) == cap(chunk) {
+			chunk = make([]spec, 0, specChunk)
+			chunks = append(chunks, nil)
+			yieldEvery(specChunk - 1)
+		}
+		chunk = append(chunk, inst)
+		chunks[len(chunks)-1] = chunk
 	}
-	return instances, true
+	return chunks, !p.bad
 }
+
+// specChunk is how many instances parseFast puts in one allocation.
+const specChunk = 1024
 
 // fastParser walks a document line by line.
 type fastParser struct {
 	rest []byte // the input after the current line
 	line []byte // the current line after its indentation; nil at the end
 	ind  int    // the current line's indentation
+	bad  bool   // a comment held a byte outside printable ASCII: the end, and not ok
 
 	services [NumServices]fastEntry // blockBackends' entries, consumed at once by set
 	orch     string                 // the last orch read: most files name one or two
@@ -82,7 +87,14 @@ func (p *fastParser) advance() {
 		for ind < len(l) && l[ind] == ' ' {
 			ind++
 		}
-		if ind == len(l) || l[ind] == '#' {
+		if ind == len(l) {
+			continue
+		}
+		if l[ind] == '#' {
+			if !printable(l[ind:]) {
+				p.bad = true
+				break
+			}
 			continue
 		}
 		p.line, p.ind = l[ind:], ind
@@ -93,8 +105,8 @@ func (p *fastParser) advance() {
 
 // instance parses one sequence item: a flow mapping on its line, or a
 // block mapping whose first key follows the dash.
-func (p *fastParser) instance() (instanceYAML, bool) {
-	var inst instanceYAML
+func (p *fastParser) instance() (spec, bool) {
+	var inst spec
 	var seen fieldSet
 	spaces := 1
 	for spaces < len(p.line) && p.line[spaces] == ' ' {
@@ -229,7 +241,7 @@ type fieldSet uint8
 
 // set stores one key of an instance, if the key and the value's shape are
 // what the schema says.
-func (p *fastParser) set(in *instanceYAML, seen *fieldSet, key []byte, v fastValue) bool {
+func (p *fastParser) set(in *spec, seen *fieldSet, key []byte, v fastValue) bool {
 	var bit fieldSet
 	switch string(key) {
 	case "dbid":
@@ -260,13 +272,13 @@ func (p *fastParser) set(in *instanceYAML, seen *fieldSet, key []byte, v fastVal
 		if bit = 16; v.kind != kindMap {
 			return false
 		}
-		in.Backends = make(map[string][]string, len(v.entries))
 		for _, e := range v.entries {
-			name := serviceKey(e.key)
-			if _, dup := in.Backends[name]; dup || e.val.kind != kindList {
+			// An unknown service is an error; yaml.v3's path reports it.
+			svc, ok := serviceIndex(e.key)
+			if !ok || in.listed[svc] || e.val.kind != kindList {
 				return false
 			}
-			in.Backends[name] = e.val.list
+			in.Backends[svc], in.listed[svc] = e.val.list, true
 		}
 	default:
 		return false
@@ -278,15 +290,15 @@ func (p *fastParser) set(in *instanceYAML, seen *fieldSet, key []byte, v fastVal
 	return true
 }
 
-// serviceKey returns a backends key as a string, without allocating for
-// the services there are.
-func serviceKey(key []byte) string {
-	for _, name := range serviceNames {
+// serviceIndex is ParseService for a key in the document, without
+// allocating a string for it.
+func serviceIndex(key []byte) (Service, bool) {
+	for i, name := range serviceNames {
 		if string(key) == name {
-			return name
+			return Service(i), true
 		}
 	}
-	return string(key)
+	return 0, false
 }
 
 // isItem reports whether a line is a block sequence item ("- ...").
@@ -305,6 +317,9 @@ func splitKey(line []byte) (key, val []byte, ok bool) {
 	}
 	val = trimSpaces(line[i+1:])
 	if len(val) > 0 && val[0] == '#' {
+		if !printable(val) {
+			return nil, nil, false
+		}
 		val = nil
 	}
 	return line[:i], val, true
@@ -404,12 +419,14 @@ func scalar(s []byte, flow bool) (fastValue, []byte, bool) {
 	switch q := s[0]; q {
 	case '"', '\'':
 		for i := 1; i < len(s); i++ {
-			switch s[i] {
-			case '\\':
+			switch c := s[i]; {
+			case c < ' ' || c >= 0x7f:
+				return fastValue{}, nil, false
+			case c == '\\':
 				if q == '"' {
 					return fastValue{}, nil, false
 				}
-			case q:
+			case c == q:
 				if q == '\'' && i+1 < len(s) && s[i+1] == '\'' {
 					return fastValue{}, nil, false // '' is an escaped quote
 				}
@@ -456,7 +473,17 @@ func endOfLine(s []byte) bool {
 		return false
 	}
 	s = trimSpaces(s)
-	return len(s) == 0 || s[0] == '#'
+	return len(s) == 0 || s[0] == '#' && printable(s)
+}
+
+// printable reports whether s is all printable ASCII.
+func printable(s []byte) bool {
+	for _, c := range s {
+		if c < ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func trimSpaces(s []byte) []byte {

@@ -46,6 +46,11 @@ var fastShapes = []struct {
 	{"non-ASCII", "instances:\n  - dbid: bücher\n    orch: \"0000\"\n", false},
 	{"misaligned key", "instances:\n  - dbid: a\n     orch: \"0000\"\n", false},
 	{"multi-line flow", "instances:\n  - {dbid: a,\n     orch: \"0000\"}\n", false},
+	{"tab in a comment", "instances:\n  # a\tb\n  - dbid: a\n    orch: \"0000\"\n", false},
+	{"non-ASCII in a trailing comment", "instances:\n  - dbid: a # café\n    orch: \"0000\"\n", false},
+	{"non-ASCII in a quoted scalar", "instances:\n  - dbid: \"bücher\"\n    orch: \"0000\"\n", false},
+	{"control character after a key", "instances: # \x01\n  - dbid: a\n    orch: \"0000\"\n", false},
+	{"unknown service", "instances:\n  - dbid: a\n    orch: \"0000\"\n    backends: {smtp: [h:25]}\n", false},
 }
 
 func TestParseFastShapes(t *testing.T) {
@@ -64,16 +69,27 @@ func TestParseFastShapes(t *testing.T) {
 // decode it to the same instances, or if Parse differs from parseYAML.
 func checkFastAgainstYAML(t *testing.T, data []byte) {
 	t.Helper()
-	fast, ok := parseFast(data)
+	chunks, ok := parseFast(data)
 	if !ok {
 		return
+	}
+	fast := []spec{}
+	for _, c := range chunks {
+		if len(c) == 0 || len(c) > specChunk {
+			t.Fatalf("parseFast made a chunk of %d instances", len(c))
+		}
+		fast = append(fast, c...)
 	}
 	var raw fileYAML
 	if _, err := yamlutil.Decode("routes.yaml", data, &raw); err != nil {
 		t.Fatalf("parseFast accepted what yaml.v3 refuses (%v):\n%s", err, data)
 	}
-	if !reflect.DeepEqual(fast, raw.Instances) {
-		t.Fatalf("parseFast = %#v\nyaml.v3   = %#v\nfor:\n%s", fast, raw.Instances, data)
+	slow := make([]spec, len(raw.Instances))
+	for i, in := range raw.Instances {
+		slow[i] = specOf(in)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("parseFast = %#v\nyaml.v3   = %#v\nfor:\n%s", fast, slow, data)
 	}
 	ns := Namespace{Domain: "neo4j.io", Orchestras: []string{"0000", "00ab"}}
 	got, gerr := Parse("routes.yaml", data, ns, nil)

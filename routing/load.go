@@ -3,7 +3,6 @@ package routing
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net"
 	"os"
 	"runtime"
@@ -66,8 +65,8 @@ func LoadFile(path string, ns Namespace, prev *Table) (*Table, error) {
 // yamlutil.Errors with file:line positions. If prev is not nil, backends
 // whose address is unchanged keep their health state.
 func Parse(file string, data []byte, ns Namespace, prev *Table) (*Table, error) {
-	if raw, ok := parseFast(data); ok {
-		if t := buildValid(ns, raw, prev); t != nil {
+	if chunks, ok := parseFast(data); ok {
+		if t := buildValid(ns, chunks, prev); t != nil {
 			return t, nil
 		}
 	}
@@ -82,13 +81,19 @@ func parseYAML(file string, data []byte, ns Namespace, prev *Table) (*Table, err
 		return nil, err
 	}
 	list := &yamlutil.List{File: file}
-	t := newTableFor(ns, raw.Instances, itself)
-	firstLine := make(map[string]int, len(raw.Instances))
-	seq := yamlutil.Value(root, "instances")
+	specs := make([]spec, len(raw.Instances))
+	addrs := 0
 	for i, in := range raw.Instances {
+		specs[i] = specOf(in)
+		addrs += specs[i].addrs()
+	}
+	t := newTableFor(ns, len(specs), addrs)
+	firstLine := make(map[string]int, len(specs))
+	seq := yamlutil.Value(root, "instances")
+	for i := range specs {
 		yieldEvery(i)
 		node := yamlutil.Item(seq, i)
-		inst := t.build(list, node, in, prev)
+		inst := t.build(list, node, &specs[i], prev)
 		key := inst.DBID + "." + inst.Orch
 		if line, dup := firstLine[key]; dup {
 			list.Addf(yamlutil.Path(node, "dbid"), "duplicate instance %s in orch %s (first defined at line %d)", inst.DBID, inst.Orch, line)
@@ -106,17 +111,26 @@ func parseYAML(file string, data []byte, ns Namespace, prev *Table) (*Table, err
 // buildValid builds a table of the instances parseFast decoded, or returns
 // nil if any is invalid or repeated: Parse then reports every problem, with
 // its line, from the yaml.v3 path.
-func buildValid(ns Namespace, raw []instanceYAML, prev *Table) *Table {
-	t := newTableFor(ns, raw, itself)
-	var list yamlutil.List
-	for i, in := range raw {
-		yieldEvery(i)
-		inst := t.build(&list, nil, in, prev)
-		key := inst.DBID + "." + inst.Orch
-		if t.instances[key] != nil {
-			return nil
+func buildValid(ns Namespace, chunks [][]spec, prev *Table) *Table {
+	n, addrs := 0, 0
+	for _, specs := range chunks {
+		n += len(specs)
+		for i := range specs {
+			addrs += specs[i].addrs()
 		}
-		t.instances[key] = inst
+	}
+	t := newTableFor(ns, n, addrs)
+	var list yamlutil.List
+	for _, specs := range chunks {
+		runtime.Gosched() // a chunk is 1,024 instances; see yieldEvery
+		for i := range specs {
+			inst := t.build(&list, nil, &specs[i], prev)
+			key := inst.DBID + "." + inst.Orch
+			if t.instances[key] != nil {
+				return nil
+			}
+			t.instances[key] = inst
+		}
 	}
 	if list.Err() != nil {
 		return nil
@@ -135,26 +149,53 @@ func yieldEvery(i int) {
 	}
 }
 
-// newTableFor returns an empty table with room for instances and their
-// backends: growing maps of 100,000 entries costs a reload a tenth of its time.
-func newTableFor[E any](ns Namespace, instances []E, raw func(*E) *instanceYAML) *Table {
-	addrs := 0
-	for i := range instances {
-		for _, list := range raw(&instances[i]).Backends {
-			addrs += len(list)
+// spec is one instance as build validates it: instanceYAML with its
+// backends by service, so that a reload of 100,000 instances makes and
+// searches no map per instance.
+type spec struct {
+	DBID, Orch string
+	Public     bool
+	Endpoints  []string
+	Backends   [NumServices][]string
+	listed     [NumServices]bool // the service has a backends key, maybe with an empty list
+	unknown    []string          // backends keys that name no service, sorted
+}
+
+func specOf(in instanceYAML) spec {
+	sp := spec{DBID: in.DBID, Orch: in.Orch, Public: in.Public, Endpoints: in.Endpoints}
+	for name, addrs := range in.Backends {
+		if svc, ok := ParseService(name); ok {
+			sp.Backends[svc], sp.listed[svc] = addrs, true
+		} else {
+			sp.unknown = append(sp.unknown, name)
 		}
 	}
+	slices.Sort(sp.unknown)
+	return sp
+}
+
+// addrs counts the backend addresses of sp.
+func (sp *spec) addrs() int {
+	n := 0
+	for _, list := range sp.Backends {
+		n += len(list)
+	}
+	return n
+}
+
+// newTableFor returns an empty table with room for its instances and
+// backend addresses: growing maps of 100,000 entries costs a reload a tenth
+// of its time.
+func newTableFor(ns Namespace, instances, addrs int) *Table {
 	t := NewTable(ns)
-	t.instances = make(map[string]*Instance, len(instances))
+	t.instances = make(map[string]*Instance, instances)
 	t.backends = make(map[string]*Backend, addrs)
 	return t
 }
 
-func itself(in *instanceYAML) *instanceYAML { return in }
-
 // build validates one instance as written, reporting problems at node, and
 // returns it with its backends taken from t (and prev's health).
-func (t *Table) build(list *yamlutil.List, node *yaml.Node, in instanceYAML, prev *Table) *Instance {
+func (t *Table) build(list *yamlutil.List, node *yaml.Node, in *spec, prev *Table) *Instance {
 	inst := &Instance{
 		DBID:      strings.ToLower(in.DBID),
 		Orch:      strings.ToLower(in.Orch),
@@ -182,13 +223,11 @@ func (t *Table) build(list *yamlutil.List, node *yaml.Node, in instanceYAML, pre
 		}
 	}
 	// Services in a fixed order, so that errors read the same every run.
-	known := 0
 	for svc, name := range serviceNames {
-		addrs, ok := in.Backends[name]
-		if !ok {
+		if !in.listed[svc] {
 			continue
 		}
-		known++
+		addrs := in.Backends[svc]
 		bnode := yamlutil.Value(at("backends"), name)
 		if len(addrs) == 0 {
 			list.Addf(bnode, "service %s has an empty backend list", name)
@@ -205,12 +244,8 @@ func (t *Table) build(list *yamlutil.List, node *yaml.Node, in instanceYAML, pre
 			inst.pools[svc].backends = append(inst.pools[svc].backends, t.backend(addr, prev))
 		}
 	}
-	if known < len(in.Backends) {
-		for _, name := range slices.Sorted(maps.Keys(in.Backends)) {
-			if _, ok := ParseService(name); !ok {
-				list.Addf(yamlutil.Value(at("backends"), name), "unknown service %q in backends (known: %s)", name, strings.Join(ServiceNames(), ", "))
-			}
-		}
+	for _, name := range in.unknown {
+		list.Addf(yamlutil.Value(at("backends"), name), "unknown service %q in backends (known: %s)", name, strings.Join(ServiceNames(), ", "))
 	}
 	return inst
 }
@@ -220,6 +255,7 @@ func (t *Table) build(list *yamlutil.List, node *yaml.Node, in instanceYAML, pre
 type Entry struct {
 	DBID, Orch string // lower case
 	raw        instanceYAML
+	spec       spec
 }
 
 // ParseEntry decodes and validates one instance document (YAML or JSON,
@@ -232,11 +268,12 @@ func ParseEntry(name string, data []byte, ns Namespace) (Entry, error) {
 		return Entry{}, err
 	}
 	list := &yamlutil.List{File: name}
-	inst := NewTable(ns).build(list, root, in, nil)
+	sp := specOf(in)
+	inst := NewTable(ns).build(list, root, &sp, nil)
 	if err := list.Err(); err != nil {
 		return Entry{}, err
 	}
-	return Entry{DBID: inst.DBID, Orch: inst.Orch, raw: in}, nil
+	return Entry{DBID: inst.DBID, Orch: inst.Orch, raw: in, spec: sp}, nil
 }
 
 // JSON is the entry as a route store keeps it.
@@ -248,16 +285,21 @@ func (e Entry) JSON() []byte {
 // Build makes a table of entries, which ParseEntry validated. An instance
 // given twice keeps its first entry; the others are returned as dropped.
 func Build(ns Namespace, entries []Entry, prev *Table) (t *Table, dropped []Entry) {
-	t = newTableFor(ns, entries, func(e *Entry) *instanceYAML { return &e.raw })
+	addrs := 0
+	for i := range entries {
+		addrs += entries[i].spec.addrs()
+	}
+	t = newTableFor(ns, len(entries), addrs)
 	var scratch yamlutil.List // already valid: nothing to report
-	for i, e := range entries {
+	for i := range entries {
 		yieldEvery(i)
+		e := &entries[i]
 		key := e.DBID + "." + e.Orch
 		if t.instances[key] != nil {
-			dropped = append(dropped, e)
+			dropped = append(dropped, *e)
 			continue
 		}
-		t.instances[key] = t.build(&scratch, nil, e.raw, prev)
+		t.instances[key] = t.build(&scratch, nil, &e.spec, prev)
 	}
 	return t, dropped
 }
