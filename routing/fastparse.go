@@ -357,14 +357,9 @@ func flowValue(s []byte, depth int) (fastValue, []byte, bool) {
 				return v, nil, false
 			}
 			v.list = append(v.list, string(item.raw))
-			rest = trimSpaces(rest)
-			switch {
-			case len(rest) > 0 && rest[0] == ']':
-				return v, rest[1:], true
-			case len(rest) > 0 && rest[0] == ',':
-				s = trimSpaces(rest[1:])
-			default:
-				return v, nil, false
+			var done bool
+			if s, done, ok = flowNext(rest, ']'); !ok || done {
+				return v, s, ok
 			}
 		}
 	case '{':
@@ -383,18 +378,26 @@ func flowValue(s []byte, depth int) (fastValue, []byte, bool) {
 				return v, nil, false
 			}
 			v.entries = append(v.entries, fastEntry{key, val})
-			rest = trimSpaces(rest)
-			switch {
-			case len(rest) > 0 && rest[0] == '}':
-				return v, rest[1:], true
-			case len(rest) > 0 && rest[0] == ',':
-				s = trimSpaces(rest[1:])
-			default:
-				return v, nil, false
+			var done bool
+			if s, done, ok = flowNext(rest, '}'); !ok || done {
+				return v, s, ok
 			}
 		}
 	}
 	return scalar(s, true)
+}
+
+// flowNext reads what follows an item of a flow collection: its closing
+// bracket (done, and rest is what follows it), or a comma and the next item.
+func flowNext(s []byte, closing byte) (rest []byte, done, ok bool) {
+	s = trimSpaces(s)
+	switch {
+	case len(s) > 0 && s[0] == closing:
+		return s[1:], true, true
+	case len(s) > 0 && s[0] == ',':
+		return trimSpaces(s[1:]), false, true
+	}
+	return nil, false, false
 }
 
 // flowKey parses "key: " inside a flow mapping.
