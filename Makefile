@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: build build-openssl run test fuzz bench bench-compare lint clean
+.PHONY: build build-openssl run test test-short fuzz bench bench-compare lint clean
 
 build: ## the static binary, bin/ingress
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ingress ./cmd/ingress
@@ -17,7 +17,10 @@ build-openssl: ## bin/ingress signing RSA with OpenSSL's libcrypto (cgo, -tags o
 run: ## the demo: dev CA, fake instances, loopback ports (see README)
 	$(GO) run ./cmd/ingress demo
 
-test: lint ## everything CI runs: vet, race tests, a short fuzz pass
+test-short: lint ## the quick tier: unit, table, fuzz-seed and in-process loopback tests; no external tool (about a minute)
+	$(GO) test -short -count=1 ./...
+
+test: lint ## everything CI runs: lint, every test under -race with the real clients and servers, a short fuzz pass
 	$(GO) test -race -count=1 ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -tags openssl ./internal/opensslsign ./tlsconfig
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
@@ -31,9 +34,10 @@ bench: ## micro and load benchmarks
 bench-compare: ## the ingress against HAProxy and nginx, one core each (bench/compare/run.sh; LEAVES="rsa ecdsa")
 	bench/compare/run.sh
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and go.mod/go.sum exactly as go mod tidy leaves them
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
 
 clean:
 	rm -rf bin demo
