@@ -5,6 +5,11 @@
 // serves the _acme-challenge TXT records the certificate solver places.
 package dnsstub
 
+import "slices"
+
+// DefaultTTL is the answers' TTL when dns.ttl is left out.
+const DefaultTTL = 60
+
 // Config is the dns: section of ingress.yaml.
 type Config struct {
 	Address    string   `yaml:"address"` // empty: no DNS server
@@ -13,4 +18,11 @@ type Config struct {
 	TTL        uint32   `yaml:"ttl"`
 	KnownOnly  bool     `yaml:"known_only"` // NXDOMAIN for dbids absent from the routing table
 	Forward    []string `yaml:"forward"`    // upstream resolvers (ip:port) for names outside the zones
+}
+
+// Equal reports whether two configs are the same.
+func (c Config) Equal(o Config) bool {
+	return c.Address == o.Address && c.TTL == o.TTL && c.KnownOnly == o.KnownOnly &&
+		slices.Equal(c.AnswerIPv4, o.AnswerIPv4) && slices.Equal(c.AnswerIPv6, o.AnswerIPv6) &&
+		slices.Equal(c.Forward, o.Forward)
 }

@@ -1,9 +1,24 @@
 package ingress
 
 import (
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/neo4j/private-ingress/routing"
+)
+
+// Defaults of the settings this package owns. internal/config applies them
+// to keys ingress.yaml leaves out; New applies them to zero values, so a
+// Config built in code needs only what it changes.
+const (
+	DefaultDialTimeout      = 5 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultDrainTimeout     = 30 * time.Second
+	DefaultMaxConnections   = 100000
+	DefaultAdminAddress     = "127.0.0.1:9090"
+	DefaultBackendCooldown  = 10 * time.Second
+	DefaultRefusals         = RefusalsExplain
 )
 
 // ListenerConfig is one TLS listener: the service it serves, its address and
@@ -30,6 +45,41 @@ func DefaultListeners() []ListenerConfig {
 type ProxyProtocolConfig struct {
 	Mode         string   `yaml:"mode"` // off | optional | required
 	TrustedCIDRs []string `yaml:"trusted_cidrs"`
+}
+
+// ProxyMode is the inbound PROXY protocol mode.
+type ProxyMode uint8
+
+// The inbound PROXY protocol modes.
+const (
+	ProxyOff      ProxyMode = iota
+	ProxyOptional           // a header is used if the source is trusted, refused otherwise
+	ProxyRequired           // every connection must come from a trusted source with a header
+)
+
+// ParseProxyMode reads proxy_protocol.mode; empty is off.
+func ParseProxyMode(s string) (ProxyMode, error) {
+	switch s {
+	case "", "off":
+		return ProxyOff, nil
+	case "optional":
+		return ProxyOptional, nil
+	case "required":
+		return ProxyRequired, nil
+	}
+	return ProxyOff, fmt.Errorf("proxy_protocol.mode %q must be off, optional or required", s)
+}
+
+// ParseRefusals reads refusals: whether refused connections are explained
+// in their own protocol (explain, the default when empty) or get an alert.
+func ParseRefusals(s string) (explain bool, err error) {
+	switch s {
+	case "", RefusalsExplain:
+		return true, nil
+	case RefusalsAlert:
+		return false, nil
+	}
+	return false, fmt.Errorf("refusals %q must be explain or alert", s)
 }
 
 // BackendConfig says how backends are dialled.
@@ -82,4 +132,19 @@ type Config struct {
 func listenerService(l ListenerConfig) routing.Service {
 	s, _ := routing.ParseService(l.Service)
 	return s
+}
+
+// Equal reports whether two configs are the same, which a reload uses to
+// tell which settings changed.
+func (c Config) Equal(o Config) bool {
+	return slices.EqualFunc(c.Listeners, o.Listeners, ListenerConfig.Equal) &&
+		c.ProxyProtocol.Mode == o.ProxyProtocol.Mode &&
+		slices.Equal(c.ProxyProtocol.TrustedCIDRs, o.ProxyProtocol.TrustedCIDRs) &&
+		c.Backend == o.Backend && c.Timeouts == o.Timeouts && c.Limits == o.Limits &&
+		c.Refusals == o.Refusals && c.BackendCooldown == o.BackendCooldown
+}
+
+// Equal reports whether two listeners are the same.
+func (l ListenerConfig) Equal(o ListenerConfig) bool {
+	return l.Service == o.Service && l.Address == o.Address && slices.Equal(l.ALPN, o.ALPN)
 }

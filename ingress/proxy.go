@@ -11,32 +11,17 @@ import (
 	"github.com/pires/go-proxyproto/tlvparse"
 )
 
-// proxyMode is the inbound PROXY protocol mode.
-type proxyMode uint8
-
-const (
-	proxyOff      proxyMode = iota
-	proxyOptional           // a header is used if the source is trusted, refused otherwise
-	proxyRequired           // every connection must come from a trusted source with a header
-)
-
 // proxyPolicy is the compiled proxy_protocol section.
 type proxyPolicy struct {
-	mode    proxyMode
+	mode    ProxyMode
 	trusted []netip.Prefix
 }
 
 func newProxyPolicy(c ProxyProtocolConfig) (proxyPolicy, error) {
 	var p proxyPolicy
-	switch c.Mode {
-	case "", "off":
-		return p, nil
-	case "optional":
-		p.mode = proxyOptional
-	case "required":
-		p.mode = proxyRequired
-	default:
-		return p, fmt.Errorf("proxy_protocol.mode %q must be off, optional or required", c.Mode)
+	var err error
+	if p.mode, err = ParseProxyMode(c.Mode); err != nil || p.mode == ProxyOff {
+		return p, err
 	}
 	for _, s := range c.TrustedCIDRs {
 		pfx, err := netip.ParsePrefix(s)
@@ -77,16 +62,16 @@ var errUntrustedSource = errors.New("PROXY header required, but the source is no
 // Afterwards c reads through the header parser, which hands on the bytes it
 // buffered past the header.
 func (p proxyPolicy) readProxyHeader(c *clientConn) error {
-	if p.mode == proxyOff {
+	if p.mode == ProxyOff {
 		return nil
 	}
 	trusted := p.trusts(c.Conn.RemoteAddr())
-	if !trusted && p.mode == proxyRequired {
+	if !trusted && p.mode == ProxyRequired {
 		return errUntrustedSource
 	}
 	policy := proxyproto.REJECT
 	switch {
-	case trusted && p.mode == proxyRequired:
+	case trusted && p.mode == ProxyRequired:
 		policy = proxyproto.REQUIRE
 	case trusted:
 		policy = proxyproto.USE

@@ -34,9 +34,9 @@ func FuzzProxyHeader(f *testing.F) {
 		f.Add(seed, false)
 	}
 	f.Fuzz(func(t *testing.T, in []byte, required bool) {
-		mode := proxyOptional
+		mode := ProxyOptional
 		if required {
-			mode = proxyRequired
+			mode = ProxyRequired
 		}
 		p := proxyPolicy{mode: mode, trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 		client, server := net.Pipe()

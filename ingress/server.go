@@ -55,6 +55,7 @@ type Server struct {
 
 	backendTLS *tls.Config // nil when the backend leg is plain TCP
 	inboundPP  proxyPolicy // inbound PROXY protocol
+	explains   bool        // refusals are answered in the service's protocol
 
 	listeners []*listener
 	accepting sync.WaitGroup // accept loops, so that no admit races the drain
@@ -89,13 +90,17 @@ func New(cfg Config, opts Options) (*Server, error) {
 		return nil, errors.New("ingress: Routes and Certs are required")
 	}
 	if cfg.BackendCooldown <= 0 {
-		cfg.BackendCooldown = 10 * time.Second
+		cfg.BackendCooldown = DefaultBackendCooldown
 	}
 	if cfg.Backend.DialTimeout <= 0 {
-		cfg.Backend.DialTimeout = 5 * time.Second
+		cfg.Backend.DialTimeout = DefaultDialTimeout
 	}
 	if cfg.Timeouts.Handshake <= 0 {
-		cfg.Timeouts.Handshake = 10 * time.Second
+		cfg.Timeouts.Handshake = DefaultHandshakeTimeout
+	}
+	explains, err := ParseRefusals(cfg.Refusals)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{
 		cfg:        cfg,
@@ -105,11 +110,11 @@ func New(cfg Config, opts Options) (*Server, error) {
 		dial:       opts.Dial,
 		listen:     opts.Listen,
 		backendTLS: opts.BackendTLS,
+		explains:   explains,
 	}
 	if s.logger == nil {
 		s.logger = zap.NewNop()
 	}
-	var err error
 	if s.inboundPP, err = newProxyPolicy(cfg.ProxyProtocol); err != nil {
 		return nil, err
 	}
@@ -217,7 +222,7 @@ type listener struct {
 }
 
 func newListener(s *Server, lc ListenerConfig, certs CertSource) *listener {
-	l := &listener{srv: s, cfg: lc, svc: listenerService(lc), explains: s.cfg.Refusals != RefusalsAlert}
+	l := &listener{srv: s, cfg: lc, svc: listenerService(lc), explains: s.explains}
 	errorLog, _ := zap.NewStdLogAt(s.logger.Named("explain"), zap.DebugLevel) // fails only for invalid levels
 	l.explainHTTP = &http.Server{ErrorLog: errorLog}
 	l.accepted = certs.ServerConfig(lc.ALPN)

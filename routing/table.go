@@ -39,10 +39,18 @@ const (
 	UnknownDBID        // well formed and served, but no such instance
 )
 
+// DefaultDomain is the domain served when the config names none.
+const DefaultDomain = "neo4j.io"
+
 // Namespace is the part of the name space this ingress serves.
 type Namespace struct {
 	Domain     string   // lower case, no trailing dot
 	Orchestras []string // lower case
+}
+
+// Equal reports whether two namespaces are the same.
+func (n Namespace) Equal(o Namespace) bool {
+	return n.Domain == o.Domain && slices.Equal(n.Orchestras, o.Orchestras)
 }
 
 // Table is an immutable routing table. Build one with Parse or LoadFile and

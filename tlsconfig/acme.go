@@ -43,7 +43,7 @@ type ACMEOptions struct {
 // keyTypes are the managed certificates' keys: RSA-2048 always (the
 // allowed TLS 1.2 suites are all ECDHE_RSA), ECDSA P-256 when asked.
 func (a ACME) keyTypes() []certmagic.KeyType {
-	if a.ECDSA != nil && !*a.ECDSA {
+	if !a.wantsECDSA() {
 		return []certmagic.KeyType{certmagic.RSA2048}
 	}
 	return []certmagic.KeyType{certmagic.RSA2048, certmagic.P256}

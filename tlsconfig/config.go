@@ -1,5 +1,7 @@
 package tlsconfig
 
+import "time"
+
 // Config is the tls: section of ingress.yaml.
 type Config struct {
 	Certificates   []CertFiles    `yaml:"certificates"`
@@ -25,6 +27,22 @@ type ACME struct {
 	Storage   string `yaml:"storage"` // certmagic file storage; internal/config defaults it
 	ECDSA     *bool  `yaml:"ecdsa"`   // also an ECDSA P-256 certificate; default true
 }
+
+// Defaults of the tls section, applied by internal/config.
+const (
+	DefaultACMEStorage    = "certmagic" // beside ingress.yaml
+	DefaultTicketRotation = 12 * time.Hour
+)
+
+// Equal reports whether two ACME sections are the same.
+func (a ACME) Equal(o ACME) bool {
+	return a.Directory == o.Directory && a.Email == o.Email && a.CARoot == o.CARoot &&
+		a.Storage == o.Storage && a.wantsECDSA() == o.wantsECDSA()
+}
+
+// wantsECDSA reports whether an ECDSA certificate is obtained besides the
+// RSA one: unless ecdsa is false.
+func (a ACME) wantsECDSA() bool { return a.ECDSA == nil || *a.ECDSA }
 
 // Enabled reports whether ACME is configured.
 func (a ACME) Enabled() bool { return a.Directory != "" }

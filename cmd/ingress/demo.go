@@ -10,6 +10,7 @@ import (
 	"github.com/neo4j/private-ingress/ingress"
 	"github.com/neo4j/private-ingress/internal/config"
 	"github.com/neo4j/private-ingress/internal/demo"
+	"github.com/neo4j/private-ingress/internal/logging"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
 
@@ -44,7 +45,7 @@ func runDemo(ctx context.Context, o demoOptions) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.Log, o.Stderr)
+	logger, err := logging.New(cfg.Log, o.Stderr)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/neo4j/private-ingress/dnsstub"
 	"github.com/neo4j/private-ingress/ingress"
 	"github.com/neo4j/private-ingress/internal/config"
+	"github.com/neo4j/private-ingress/internal/logging"
 	"github.com/neo4j/private-ingress/routing"
 )
 
@@ -28,7 +29,7 @@ func runDNS(ctx context.Context, path string, stderr io.Writer) error {
 	if cfg.DNS.Address == "" {
 		return fmt.Errorf("%s: dns.address is empty: nothing to serve", path)
 	}
-	logger, err := newLogger(cfg.Log, stderr)
+	logger, err := logging.New(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func runDNS(ctx context.Context, path string, stderr io.Writer) error {
 			logger.Info("SIGHUP: reloading routes")
 			if next, err := config.LoadDNSOnly(path); err != nil {
 				logger.Error("config reload failed; keeping the running config", zap.Error(err))
-			} else if restart := needRestart(cfg, next); len(restart) > 0 {
+			} else if restart := config.NeedRestart(cfg, next); len(restart) > 0 {
 				logger.Warn("changed settings take effect at the next restart", zap.Strings("settings", restart))
 			}
 			if routeSrc != nil {

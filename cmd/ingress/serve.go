@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/signal"
-	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,13 +19,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/neo4j/private-ingress/dnsstub"
 	"github.com/neo4j/private-ingress/ingress"
 	"github.com/neo4j/private-ingress/internal/config"
 	"github.com/neo4j/private-ingress/internal/etcdkv"
 	"github.com/neo4j/private-ingress/internal/handover"
+	"github.com/neo4j/private-ingress/internal/logging"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
@@ -39,7 +37,7 @@ func serve(ctx context.Context, path string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.Log, stderr)
+	logger, err := logging.New(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
@@ -316,7 +314,7 @@ func reloadOnHUP(ctx context.Context, cfg *config.Config, routeSrc *routeSource,
 			logger.Error("config reload failed; keeping the running config", zap.Error(err))
 			continue
 		}
-		if restart := needRestart(cfg, next); len(restart) > 0 {
+		if restart := config.NeedRestart(cfg, next); len(restart) > 0 {
 			logger.Warn("changed settings take effect at the next restart", zap.Strings("settings", restart))
 		}
 		err = certs.SetFiles(ctx, next.TLS.Certificates)
@@ -341,30 +339,6 @@ func dialable(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// needRestart names the sections of next that differ from the running cfg
-// and that only a restart applies: all but the certificate list.
-func needRestart(cfg, next *config.Config) []string {
-	var changed []string
-	for _, s := range []struct {
-		name     string
-		old, new any
-	}{
-		{"routes", cfg.Routes, next.Routes},
-		{"domain, orchestras", cfg.Namespace, next.Namespace},
-		{"listeners, proxy_protocol, backend, timeouts, limits, refusals", cfg.Ingress, next.Ingress},
-		{"admin", cfg.Admin, next.Admin},
-		{"tls.acme", cfg.TLS.ACME, next.TLS.ACME},
-		{"tls.key_exchange", cfg.TLS.KeyExchange, next.TLS.KeyExchange},
-		{"dns", cfg.DNS, next.DNS},
-		{"log", cfg.Log, next.Log},
-	} {
-		if !reflect.DeepEqual(s.old, s.new) {
-			changed = append(changed, s.name)
-		}
-	}
-	return changed
-}
-
 func backendTLSConfig(c ingress.BackendTLSConfig) (*tls.Config, error) {
 	if !c.Enabled {
 		return nil, nil
@@ -381,24 +355,4 @@ func backendTLSConfig(c ingress.BackendTLSConfig) (*tls.Config, error) {
 		}
 	}
 	return tc, nil
-}
-
-func newLogger(c config.LogConfig, out io.Writer) (*zap.Logger, error) {
-	level, err := zapcore.ParseLevel(c.Level)
-	if err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
-	}
-	encCfg := zap.NewProductionEncoderConfig()
-	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
-	encCfg.EncodeDuration = zapcore.StringDurationEncoder
-	var enc zapcore.Encoder
-	switch c.Format {
-	case "console":
-		enc = zapcore.NewConsoleEncoder(encCfg)
-	case "json":
-		enc = zapcore.NewJSONEncoder(encCfg)
-	default:
-		return nil, errors.New("log.format must be json or console")
-	}
-	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(out)), level)), nil
 }

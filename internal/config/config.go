@@ -16,10 +16,11 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/neo4j/private-ingress/dnsstub"
 	"github.com/neo4j/private-ingress/ingress"
+	"github.com/neo4j/private-ingress/internal/logging"
 	"github.com/neo4j/private-ingress/internal/yamlutil"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
@@ -39,7 +40,7 @@ type fileYAML struct {
 	Refusals      string                      `yaml:"refusals"`
 	Admin         ingress.AdminConfig         `yaml:"admin"`
 	DNS           dnsstub.Config              `yaml:"dns"`
-	Log           LogConfig                   `yaml:"log"`
+	Log           logging.Config              `yaml:"log"`
 }
 
 // RoutesConfig says where the routing table comes from: a file, or etcd.
@@ -64,12 +65,6 @@ type EtcdTLS struct {
 	Key  string `yaml:"key"`
 }
 
-// LogConfig sets up the zap logger.
-type LogConfig struct {
-	Level  string `yaml:"level"`  // debug | info | warn | error
-	Format string `yaml:"format"` // json | console
-}
-
 // Config is a validated ingress.yaml with defaults applied.
 type Config struct {
 	Path      string // the file it was read from
@@ -79,22 +74,14 @@ type Config struct {
 	TLS       tlsconfig.Config
 	Routes    RoutesConfig // File is absolute or relative to the working directory
 	DNS       dnsstub.Config
-	Log       LogConfig
+	Log       logging.Config
 }
 
-// Defaults, as documented in the README's configuration reference.
+// Defaults of the sections this package owns; every other section's
+// defaults belong to its package (ingress, tlsconfig, dnsstub, logging).
 const (
-	DefaultDomain         = "neo4j.io"
-	DefaultRoutesFile     = "routes.yaml"
-	DefaultDialTimeout    = 5 * time.Second
-	DefaultHandshake      = 10 * time.Second
-	DefaultDrain          = 30 * time.Second
-	DefaultMaxConnections = 100000
-	DefaultAdminAddress   = "127.0.0.1:9090"
-	DefaultDNSTTL         = 60
-	DefaultACMEStorage    = "certmagic" // beside ingress.yaml
-	DefaultEtcdPrefix     = "/ingress/routes/"
-	DefaultTicketRotation = 12 * time.Hour
+	DefaultRoutesFile = "routes.yaml"
+	DefaultEtcdPrefix = "/ingress/routes/"
 )
 
 // Load reads and validates the config file at path.
@@ -147,13 +134,45 @@ func (v *validator) at(keys ...string) *yaml.Node { return yamlutil.Path(v.root,
 
 func (v *validator) build(raw *fileYAML) *Config {
 	cfg := &Config{}
-
-	// Names.
-	cfg.Namespace.Domain = strings.ToLower(strings.TrimSuffix(raw.Domain, "."))
-	if raw.Domain == "" {
-		cfg.Namespace.Domain = DefaultDomain
+	cfg.Namespace = v.namespace(raw)
+	cfg.Ingress.Listeners = v.listeners(raw.Listeners)
+	cfg.Ingress.ProxyProtocol = v.proxyProtocol(raw.ProxyProtocol)
+	cfg.TLS = v.tls(raw)
+	cfg.Routes = v.routes(raw.Routes)
+	cfg.Ingress.Backend = v.backend(raw.Backend)
+	cfg.Ingress.Timeouts = v.timeouts(raw.Timeouts)
+	cfg.Ingress.Limits = v.limits(raw.Limits)
+	cfg.Ingress.Refusals = raw.Refusals
+	if cfg.Ingress.Refusals == "" {
+		cfg.Ingress.Refusals = ingress.DefaultRefusals
 	}
-	if !isDomain(cfg.Namespace.Domain) {
+	if _, err := ingress.ParseRefusals(raw.Refusals); err != nil {
+		v.Addf(v.at("refusals"), "%v", err)
+	}
+	cfg.Admin = raw.Admin
+	if cfg.Admin.Address == "" {
+		cfg.Admin.Address = ingress.DefaultAdminAddress
+	}
+	if err := checkListenAddr(cfg.Admin.Address); err != nil {
+		v.Addf(v.at("admin", "address"), "admin address %q: %v", cfg.Admin.Address, err)
+	}
+	cfg.DNS = v.dns(raw.DNS)
+	cfg.Log = raw.Log.WithDefaults()
+	if err := cfg.Log.CheckLevel(); err != nil {
+		v.Addf(v.at("log", "level"), "%v", err)
+	}
+	if err := cfg.Log.CheckFormat(); err != nil {
+		v.Addf(v.at("log", "format"), "%v", err)
+	}
+	return cfg
+}
+
+func (v *validator) namespace(raw *fileYAML) routing.Namespace {
+	ns := routing.Namespace{Domain: strings.ToLower(strings.TrimSuffix(raw.Domain, "."))}
+	if raw.Domain == "" {
+		ns.Domain = routing.DefaultDomain
+	}
+	if !isDomain(ns.Domain) {
 		v.Addf(v.at("domain"), "domain %q is not a DNS name", raw.Domain)
 	}
 	if len(raw.Orchestras) == 0 {
@@ -163,21 +182,23 @@ func (v *validator) build(raw *fileYAML) *Config {
 		o = strings.ToLower(o)
 		node := yamlutil.Item(v.at("orchestras"), i)
 		if !routing.ValidLabel("production-orch-" + o) {
-			v.Addf(node, "orchestra %q cannot form a name production-orch-<orch>.%s", o, cfg.Namespace.Domain)
+			v.Addf(node, "orchestra %q cannot form a name production-orch-<orch>.%s", o, ns.Domain)
 		}
-		if slices.Contains(cfg.Namespace.Orchestras, o) {
+		if slices.Contains(ns.Orchestras, o) {
 			v.Addf(node, "orchestra %q is listed twice", o)
 		}
-		cfg.Namespace.Orchestras = append(cfg.Namespace.Orchestras, o)
+		ns.Orchestras = append(ns.Orchestras, o)
 	}
+	return ns
+}
 
-	// Listeners.
-	cfg.Ingress.Listeners = raw.Listeners
-	if len(cfg.Ingress.Listeners) == 0 {
-		cfg.Ingress.Listeners = ingress.DefaultListeners()
+func (v *validator) listeners(raw []ingress.ListenerConfig) []ingress.ListenerConfig {
+	if len(raw) == 0 {
+		return ingress.DefaultListeners()
 	}
+	listeners := slices.Clone(raw)
 	addrs := map[string]int{}
-	for i, l := range raw.Listeners {
+	for i, l := range raw {
 		node := yamlutil.Item(v.at("listeners"), i)
 		if absent(yamlutil.Value(node, "alpn")) {
 			// No alpn key: the service's default list, as if the listener
@@ -185,7 +206,7 @@ func (v *validator) build(raw *fileYAML) *Config {
 			for _, d := range ingress.DefaultListeners() {
 				if d.Service == l.Service {
 					l.ALPN = d.ALPN
-					cfg.Ingress.Listeners[i].ALPN = d.ALPN
+					listeners[i].ALPN = d.ALPN
 				}
 			}
 		}
@@ -208,53 +229,32 @@ func (v *validator) build(raw *fileYAML) *Config {
 			v.Addf(yamlutil.Path(node, "alpn"), "the arrow listener must offer h2 in alpn: gRPC clients refuse a connection without it")
 		}
 	}
+	return listeners
+}
 
-	// PROXY protocol (inbound).
-	pp := raw.ProxyProtocol
+func (v *validator) proxyProtocol(pp ingress.ProxyProtocolConfig) ingress.ProxyProtocolConfig {
 	if pp.Mode == "" {
 		pp.Mode = "off"
 	}
-	switch pp.Mode {
-	case "off":
-	case "optional", "required":
-		if len(pp.TrustedCIDRs) == 0 {
-			v.Addf(v.at("proxy_protocol"), "proxy_protocol.mode %s needs trusted_cidrs: the load balancers' addresses, the only sources whose headers are believed", pp.Mode)
-		}
-	default:
-		v.Addf(v.at("proxy_protocol", "mode"), "proxy_protocol.mode %q must be off, optional or required", pp.Mode)
+	mode, err := ingress.ParseProxyMode(pp.Mode)
+	if err != nil {
+		v.Addf(v.at("proxy_protocol", "mode"), "%v", err)
+	} else if mode != ingress.ProxyOff && len(pp.TrustedCIDRs) == 0 {
+		v.Addf(v.at("proxy_protocol"), "proxy_protocol.mode %s needs trusted_cidrs: the load balancers' addresses, the only sources whose headers are believed", pp.Mode)
 	}
 	for i, c := range pp.TrustedCIDRs {
 		if _, err := netip.ParsePrefix(c); err != nil {
 			v.Addf(yamlutil.Item(v.at("proxy_protocol", "trusted_cidrs"), i), "bad CIDR %q in trusted_cidrs (want e.g. 10.0.0.0/8)", c)
 		}
 	}
-	cfg.Ingress.ProxyProtocol = pp
+	return pp
+}
 
-	// TLS.
-	cfg.TLS = raw.TLS
-	if acme := &cfg.TLS.ACME; acme.Enabled() {
-		if u, err := url.Parse(acme.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
-			v.Addf(v.at("tls", "acme", "directory"), "tls.acme.directory %q must be an https:// URL", acme.Directory)
-		}
-		if raw.DNS.Address == "" && !v.dnsOnly {
-			v.Addf(v.at("tls", "acme"), "tls.acme needs dns.address: the DNS-01 challenges are served by the DNS stub, which must be the zones' authority for the ACME server")
-		}
-		if acme.Storage == "" {
-			acme.Storage = DefaultACMEStorage
-		}
-		if strings.HasPrefix(acme.Storage, tlsconfig.EtcdPrefix) {
-			if raw.Routes.Etcd == nil {
-				v.Addf(v.at("tls", "acme", "storage"), "tls.acme.storage %q needs routes.etcd: the etcd cluster it names", acme.Storage)
-			}
-		} else {
-			acme.Storage = v.path(acme.Storage)
-		}
-		acme.CARoot = v.path(acme.CARoot)
-	} else if acme.Email != "" || acme.CARoot != "" {
-		v.Addf(v.at("tls", "acme"), "tls.acme has settings but no directory; set directory or remove the section")
-	}
-	st := &cfg.TLS.SessionTickets
-	v.duration(&st.Rotate, DefaultTicketRotation, false, "tls", "session_tickets", "rotate")
+func (v *validator) tls(raw *fileYAML) tlsconfig.Config {
+	c := raw.TLS
+	v.acme(&c.ACME, raw)
+	st := &c.SessionTickets
+	v.duration(&st.Rotate, tlsconfig.DefaultTicketRotation, false, "tls", "session_tickets", "rotate")
 	if st.Shared() {
 		if raw.Routes.Etcd == nil {
 			v.Addf(v.at("tls", "session_tickets", "keys_file"), "tls.session_tickets.keys_file %q needs routes.etcd: the etcd cluster it names", st.KeysFile)
@@ -262,150 +262,149 @@ func (v *validator) build(raw *fileYAML) *Config {
 	} else {
 		st.KeysFile = v.path(st.KeysFile)
 	}
-	if _, err := tlsconfig.KeyExchangeGroups(cfg.TLS.KeyExchange); err != nil {
+	if _, err := tlsconfig.KeyExchangeGroups(c.KeyExchange); err != nil {
 		node := v.at("tls", "key_exchange")
-		for i, name := range cfg.TLS.KeyExchange {
-			if _, bad := tlsconfig.KeyExchangeGroup(name); bad != nil || slices.Index(cfg.TLS.KeyExchange, name) < i {
+		for i, name := range c.KeyExchange {
+			if _, bad := tlsconfig.KeyExchangeGroup(name); bad != nil || slices.Index(c.KeyExchange, name) < i {
 				node = yamlutil.Item(node, i) // point at the entry at fault
 				break
 			}
 		}
 		v.Addf(node, "tls.key_exchange: %v", err)
 	}
-	if cfg.TLS.KeyExchange != nil && len(cfg.TLS.KeyExchange) == 0 {
+	if c.KeyExchange != nil && len(c.KeyExchange) == 0 {
 		v.Addf(v.at("tls", "key_exchange"), "tls.key_exchange is empty; leave it out for the default (%s)", strings.Join(tlsconfig.KeyExchangeNames(), ", "))
 	}
-	if len(cfg.TLS.Certificates) == 0 && !cfg.TLS.ACME.Enabled() && !v.dnsOnly {
+	if len(c.Certificates) == 0 && !c.ACME.Enabled() && !v.dnsOnly {
 		v.Addf(v.at("tls"), "tls.certificates: at least one certificate (cert and key PEM files) is needed, or tls.acme")
 	}
-	for i := range cfg.TLS.Certificates {
-		c := &cfg.TLS.Certificates[i]
-		node := yamlutil.Item(v.at("tls", "certificates"), i)
-		if c.Cert == "" || c.Key == "" {
-			v.Addf(node, "certificate needs both cert and key")
+	c.Certificates = slices.Clone(c.Certificates)
+	for i := range c.Certificates {
+		cf := &c.Certificates[i]
+		if cf.Cert == "" || cf.Key == "" {
+			v.Addf(yamlutil.Item(v.at("tls", "certificates"), i), "certificate needs both cert and key")
 		}
-		c.Cert, c.Key = v.path(c.Cert), v.path(c.Key)
+		cf.Cert, cf.Key = v.path(cf.Cert), v.path(cf.Key)
 	}
+	return c
+}
 
-	// Routes.
-	cfg.Routes = raw.Routes
-	if e := cfg.Routes.Etcd; e != nil {
-		if cfg.Routes.File != "" {
-			v.Addf(v.at("routes"), "routes: give file or etcd, not both")
+func (v *validator) acme(acme *tlsconfig.ACME, raw *fileYAML) {
+	if !acme.Enabled() {
+		if acme.Email != "" || acme.CARoot != "" {
+			v.Addf(v.at("tls", "acme"), "tls.acme has settings but no directory; set directory or remove the section")
 		}
-		if len(e.Endpoints) == 0 {
-			v.Addf(v.at("routes", "etcd"), "routes.etcd.endpoints: at least one etcd endpoint, e.g. http://10.0.0.5:2379")
+		return
+	}
+	if u, err := url.Parse(acme.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.Addf(v.at("tls", "acme", "directory"), "tls.acme.directory %q must be an https:// URL", acme.Directory)
+	}
+	if raw.DNS.Address == "" && !v.dnsOnly {
+		v.Addf(v.at("tls", "acme"), "tls.acme needs dns.address: the DNS-01 challenges are served by the DNS stub, which must be the zones' authority for the ACME server")
+	}
+	if acme.Storage == "" {
+		acme.Storage = tlsconfig.DefaultACMEStorage
+	}
+	if strings.HasPrefix(acme.Storage, tlsconfig.EtcdPrefix) {
+		if raw.Routes.Etcd == nil {
+			v.Addf(v.at("tls", "acme", "storage"), "tls.acme.storage %q needs routes.etcd: the etcd cluster it names", acme.Storage)
 		}
-		for i, ep := range e.Endpoints {
-			if u, err := url.Parse(ep); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Port() == "" {
-				v.Addf(yamlutil.Item(v.at("routes", "etcd", "endpoints"), i), "etcd endpoint %q must be http(s)://host:port", ep)
-			}
-		}
-		if e.Prefix == "" {
-			e.Prefix = DefaultEtcdPrefix
-		}
-		if !strings.HasPrefix(e.Prefix, "/") || !strings.HasSuffix(e.Prefix, "/") {
-			v.Addf(v.at("routes", "etcd", "prefix"), "routes.etcd.prefix %q must start and end with /", e.Prefix)
-		}
-		v.duration(&e.DialTimeout, DefaultDialTimeout, false, "routes", "etcd", "dial_timeout")
-		if (e.TLS.Cert == "") != (e.TLS.Key == "") {
-			v.Addf(v.at("routes", "etcd", "tls"), "routes.etcd.tls needs both cert and key, or neither")
-		}
-		e.TLS.CA, e.TLS.Cert, e.TLS.Key = v.path(e.TLS.CA), v.path(e.TLS.Cert), v.path(e.TLS.Key)
 	} else {
-		if cfg.Routes.File == "" {
-			cfg.Routes.File = DefaultRoutesFile
-		}
-		cfg.Routes.File = v.path(cfg.Routes.File)
+		acme.Storage = v.path(acme.Storage)
 	}
+	acme.CARoot = v.path(acme.CARoot)
+}
 
-	// Backend leg.
-	b := raw.Backend
-	v.duration(&b.DialTimeout, DefaultDialTimeout, false, "backend", "dial_timeout")
+func (v *validator) routes(r RoutesConfig) RoutesConfig {
+	e := r.Etcd
+	if e == nil {
+		if r.File == "" {
+			r.File = DefaultRoutesFile
+		}
+		r.File = v.path(r.File)
+		return r
+	}
+	if r.File != "" {
+		v.Addf(v.at("routes"), "routes: give file or etcd, not both")
+	}
+	if len(e.Endpoints) == 0 {
+		v.Addf(v.at("routes", "etcd"), "routes.etcd.endpoints: at least one etcd endpoint, e.g. http://10.0.0.5:2379")
+	}
+	for i, ep := range e.Endpoints {
+		if u, err := url.Parse(ep); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Port() == "" {
+			v.Addf(yamlutil.Item(v.at("routes", "etcd", "endpoints"), i), "etcd endpoint %q must be http(s)://host:port", ep)
+		}
+	}
+	if e.Prefix == "" {
+		e.Prefix = DefaultEtcdPrefix
+	}
+	if !strings.HasPrefix(e.Prefix, "/") || !strings.HasSuffix(e.Prefix, "/") {
+		v.Addf(v.at("routes", "etcd", "prefix"), "routes.etcd.prefix %q must start and end with /", e.Prefix)
+	}
+	v.duration(&e.DialTimeout, ingress.DefaultDialTimeout, false, "routes", "etcd", "dial_timeout")
+	if (e.TLS.Cert == "") != (e.TLS.Key == "") {
+		v.Addf(v.at("routes", "etcd", "tls"), "routes.etcd.tls needs both cert and key, or neither")
+	}
+	e.TLS.CA, e.TLS.Cert, e.TLS.Key = v.path(e.TLS.CA), v.path(e.TLS.Cert), v.path(e.TLS.Key)
+	return r
+}
+
+func (v *validator) backend(b ingress.BackendConfig) ingress.BackendConfig {
+	v.duration(&b.DialTimeout, ingress.DefaultDialTimeout, false, "backend", "dial_timeout")
 	if b.TLS.CA != "" {
 		b.TLS.CA = v.path(b.TLS.CA)
 		if !b.TLS.Enabled {
 			v.Addf(v.at("backend", "tls", "ca"), "backend.tls.ca is set but backend.tls.enabled is false")
 		}
 	}
-	cfg.Ingress.Backend = b
+	return b
+}
 
-	// Timeouts and limits.
-	t := raw.Timeouts
-	v.duration(&t.Handshake, DefaultHandshake, false, "timeouts", "handshake")
+func (v *validator) timeouts(t ingress.Timeouts) ingress.Timeouts {
+	v.duration(&t.Handshake, ingress.DefaultHandshakeTimeout, false, "timeouts", "handshake")
 	v.duration(&t.Idle, 0, true, "timeouts", "idle")
-	v.duration(&t.Drain, DefaultDrain, true, "timeouts", "drain")
-	cfg.Ingress.Timeouts = t
-	cfg.Ingress.Limits = raw.Limits
+	v.duration(&t.Drain, ingress.DefaultDrainTimeout, true, "timeouts", "drain")
+	return t
+}
+
+func (v *validator) limits(l ingress.Limits) ingress.Limits {
 	switch {
 	case absent(yamlutil.Value(v.at("limits"), "max_connections")):
-		cfg.Ingress.Limits.MaxConnections = DefaultMaxConnections
-	case raw.Limits.MaxConnections < 1:
+		l.MaxConnections = ingress.DefaultMaxConnections
+	case l.MaxConnections < 1:
 		v.Addf(v.at("limits", "max_connections"), "limits.max_connections must be at least 1")
 	}
+	return l
+}
 
-	// Refusals.
-	switch cfg.Ingress.Refusals = raw.Refusals; raw.Refusals {
-	case "":
-		cfg.Ingress.Refusals = ingress.RefusalsExplain
-	case ingress.RefusalsExplain, ingress.RefusalsAlert:
-	default:
-		v.Addf(v.at("refusals"), "refusals %q must be explain or alert", raw.Refusals)
-	}
-
-	// Admin.
-	cfg.Admin = raw.Admin
-	if cfg.Admin.Address == "" {
-		cfg.Admin.Address = DefaultAdminAddress
-	}
-	if err := checkListenAddr(cfg.Admin.Address); err != nil {
-		v.Addf(v.at("admin", "address"), "admin address %q: %v", cfg.Admin.Address, err)
-	}
-
-	// DNS.
-	cfg.DNS = raw.DNS
+func (v *validator) dns(d dnsstub.Config) dnsstub.Config {
 	if absent(yamlutil.Value(v.at("dns"), "ttl")) {
-		cfg.DNS.TTL = DefaultDNSTTL
+		d.TTL = dnsstub.DefaultTTL
 	}
-	if cfg.DNS.Address != "" {
-		if err := checkListenAddr(cfg.DNS.Address); err != nil {
-			v.Addf(v.at("dns", "address"), "dns address %q: %v", cfg.DNS.Address, err)
+	if d.Address != "" {
+		if err := checkListenAddr(d.Address); err != nil {
+			v.Addf(v.at("dns", "address"), "dns address %q: %v", d.Address, err)
 		}
-		if len(cfg.DNS.AnswerIPv4)+len(cfg.DNS.AnswerIPv6) == 0 {
+		if len(d.AnswerIPv4)+len(d.AnswerIPv6) == 0 {
 			v.Addf(v.at("dns"), "dns: answer_ipv4 or answer_ipv6 must name the private endpoint's address")
 		}
 	}
-	for i, ip := range cfg.DNS.AnswerIPv4 {
+	for i, ip := range d.AnswerIPv4 {
 		if a, err := netip.ParseAddr(ip); err != nil || !a.Is4() {
 			v.Addf(yamlutil.Item(v.at("dns", "answer_ipv4"), i), "answer_ipv4 %q is not an IPv4 address", ip)
 		}
 	}
-	for i, ip := range cfg.DNS.AnswerIPv6 {
+	for i, ip := range d.AnswerIPv6 {
 		if a, err := netip.ParseAddr(ip); err != nil || !a.Is6() || a.Is4In6() {
 			v.Addf(yamlutil.Item(v.at("dns", "answer_ipv6"), i), "answer_ipv6 %q is not an IPv6 address", ip)
 		}
 	}
-	for i, f := range cfg.DNS.Forward {
+	for i, f := range d.Forward {
 		if _, err := netip.ParseAddrPort(f); err != nil {
 			v.Addf(yamlutil.Item(v.at("dns", "forward"), i), "forward %q must be ip:port, e.g. 10.0.0.2:53", f)
 		}
 	}
-
-	// Logs.
-	cfg.Log = raw.Log
-	if cfg.Log.Level == "" {
-		cfg.Log.Level = "info"
-	}
-	if cfg.Log.Format == "" {
-		cfg.Log.Format = "json"
-	}
-	if !slices.Contains([]string{"debug", "info", "warn", "error"}, cfg.Log.Level) {
-		v.Addf(v.at("log", "level"), "log.level %q must be debug, info, warn or error", cfg.Log.Level)
-	}
-	if !slices.Contains([]string{"json", "console"}, cfg.Log.Format) {
-		v.Addf(v.at("log", "format"), "log.format %q must be json or console", cfg.Log.Format)
-	}
-	return cfg
+	return d
 }
 
 // duration applies a default to an absent duration and refuses negative ones.

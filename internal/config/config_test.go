@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/neo4j/private-ingress/ingress"
+	"github.com/neo4j/private-ingress/internal/logging"
 	"github.com/neo4j/private-ingress/internal/yamlutil"
+	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
 
@@ -125,7 +127,7 @@ func TestParseFull(t *testing.T) {
 		eq(t, "DNS.TTL", cfg.DNS.TTL, uint32(60))
 		eq(t, "DNS.KnownOnly", cfg.DNS.KnownOnly, false)
 		eq(t, "len(DNS.Forward)", len(cfg.DNS.Forward), 0)
-		eq(t, "Log", cfg.Log, LogConfig{Level: "info", Format: "json"})
+		eq(t, "Log", cfg.Log, logging.Config{Level: "info", Format: "json"})
 	})
 
 	// Every value differs from its default, so that each is seen to land.
@@ -169,7 +171,7 @@ func TestParseFull(t *testing.T) {
 		eq(t, "DNS.TTL", cfg.DNS.TTL, uint32(30))
 		eq(t, "DNS.KnownOnly", cfg.DNS.KnownOnly, true)
 		eqSlice(t, "DNS.Forward", cfg.DNS.Forward, []string{"10.0.0.2:53", "[fd00::2]:53"})
-		eq(t, "Log", cfg.Log, LogConfig{Level: "debug", Format: "console"})
+		eq(t, "Log", cfg.Log, logging.Config{Level: "debug", Format: "console"})
 	})
 
 	t.Run("relative config path", func(t *testing.T) {
@@ -256,9 +258,9 @@ func TestDefaults(t *testing.T) {
 	}
 
 	// The exported defaults agree with the values above.
-	eq(t, "DefaultDomain", DefaultDomain, "neo4j.io")
+	eq(t, "DefaultDomain", routing.DefaultDomain, "neo4j.io")
 	eq(t, "DefaultRoutesFile", DefaultRoutesFile, "routes.yaml")
-	eq(t, "DefaultMaxConnections", DefaultMaxConnections, 100000)
+	eq(t, "DefaultMaxConnections", ingress.DefaultMaxConnections, 100000)
 
 	// DefaultListeners hands out a fresh slice: a caller that edits one
 	// config must not change the next one's defaults.
