@@ -5,6 +5,9 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20s
+# The demo's Arrow Flight fake links arrow-go and gRPC: the demo and the
+# tests have it, the production binary (make build) does not.
+DEMOTAGS := -tags demoflight
 
 .PHONY: build build-openssl run test test-short fuzz bench bench-compare lint clean
 
@@ -15,13 +18,13 @@ build-openssl: ## bin/ingress signing RSA with OpenSSL's libcrypto (cgo, -tags o
 	CGO_ENABLED=1 $(GO) build -trimpath -tags openssl -ldflags '$(LDFLAGS)' -o bin/ingress ./cmd/ingress
 
 run: ## the demo: dev CA, fake instances, loopback ports (see README)
-	$(GO) run ./cmd/ingress demo
+	$(GO) run $(DEMOTAGS) ./cmd/ingress demo
 
 test-short: lint ## the quick tier: unit, table, fuzz-seed and in-process loopback tests; no external tool (about a minute)
-	$(GO) test -short -count=1 ./...
+	$(GO) test $(DEMOTAGS) -short -count=1 ./...
 
 test: lint ## everything CI runs: lint, every test under -race with the real clients and servers, a short fuzz pass
-	$(GO) test -race -count=1 ./...
+	$(GO) test $(DEMOTAGS) -race -count=1 ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -tags openssl ./internal/opensslsign ./tlsconfig
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
@@ -37,6 +40,7 @@ bench-compare: ## the ingress against HAProxy and nginx, one core each (bench/co
 lint: ## gofmt, go vet, and go.mod/go.sum exactly as go mod tidy leaves them
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet $(DEMOTAGS) ./internal/demo ./cmd/ingress
 	$(GO) mod tidy -diff
 
 clean:

@@ -143,6 +143,19 @@ func (s *Server) Listen(ctx context.Context) error {
 // Addr returns the bound address (UDP and TCP share it).
 func (s *Server) Addr() string { return s.conn.LocalAddr().String() }
 
+// DialAddr returns an address to query the server at from this host: the
+// bound one, with an unspecified host (":53", "[::]:53") made loopback.
+func (s *Server) DialAddr() string {
+	host, port, err := net.SplitHostPort(s.Addr())
+	if err != nil {
+		return s.Addr()
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
 // Serve answers until Shutdown.
 func (s *Server) Serve() error {
 	var wg sync.WaitGroup

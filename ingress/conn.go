@@ -17,13 +17,16 @@ import (
 	"github.com/neo4j/private-ingress/routing"
 )
 
-// clientConn is the client's TCP connection as crypto/tls sees it. The
-// handshake's routing decision is stashed here: GetConfigForClient receives
-// this value back as hello.Conn.
-type clientConn struct {
+// conn is one client connection, from accept to its log line: the TCP
+// connection crypto/tls reads (GetConfigForClient gets it back as
+// hello.Conn, which is how the handshake's routing decision reaches the
+// data path), what was decided about it, and what its log line will say.
+type conn struct {
 	net.Conn
+	l    *listener
 	tcp  *net.TCPConn // for CloseWrite; nil if the listener hides it
 	read int64        // bytes read from the wire, to tell a bare connect from a failed hello
+	stop func() bool  // unhooks the close at the drain's end
 
 	endpoint      string             // private endpoint id; empty for public traffic
 	proxyHeader   *proxyproto.Header // the load balancer's header, if any
@@ -33,11 +36,13 @@ type clientConn struct {
 	refusal       result // set when the handshake refused the name
 	explain       bool   // the refusal completes the handshake and is explained
 	sni           string
+
+	log connLog
 }
 
-func newClientConn(c net.Conn) *clientConn {
+func newConn(c net.Conn, l *listener) *conn {
 	tcp, _ := c.(*net.TCPConn)
-	cc := &clientConn{tcp: tcp}
+	cc := &conn{tcp: tcp, l: l}
 	cc.Conn = countingConn{Conn: c, n: &cc.read}
 	return cc
 }
@@ -56,7 +61,7 @@ func (c countingConn) Read(p []byte) (int, error) {
 }
 
 // CloseWrite sends the TCP FIN that tls.Conn.CloseWrite (close_notify only) does not.
-func (c *clientConn) CloseWrite() error {
+func (c *conn) CloseWrite() error {
 	if c.tcp != nil {
 		return c.tcp.CloseWrite()
 	}
@@ -75,73 +80,88 @@ type connLog struct {
 	expected bool // an ordinary way to end (a bare connect): log at debug
 }
 
-// serve is the life of one connection, top to bottom.
-func (l *listener) serve(c *clientConn) {
-	s := l.srv
-	rec := connLog{start: time.Now()}
-	stop := context.AfterFunc(s.hardStop, func() { c.Close() })
-	end := func() {
-		stop()
-		c.Close()
-		l.finish(c, &rec)
+// serve is the life of one connection, top to bottom: open takes it
+// through the PROXY header and the TLS handshake (which routes it) to a
+// backend, or ends it there; the copy then runs on goroutines of its own,
+// and the last direction to finish calls finish.
+func (c *conn) serve() {
+	c.log.start = time.Now()
+	c.stop = context.AfterFunc(c.l.srv.hardStop, func() { c.Close() })
+	c.l.srv.metrics.opened(c.l.svc)
+	tc, backend := c.open()
+	if backend == nil {
+		c.finish()
+		return
 	}
-	handedOver := false // to the copy goroutines, which end the connection
+	c.log.result = resultOK
+	c.l.srv.startCopy(c, tc, backend)
+}
+
+// finish ends the connection: it closes the client side, then writes the
+// one log line and counts it. It runs once, from serve or from the copy.
+func (c *conn) finish() {
+	c.stop()
+	c.Close()
+	c.l.finished(c)
+}
+
+// open reads the PROXY header, completes the handshake and dials a
+// backend. A nil backend means the connection ends here (refused,
+// explained, failed: c.log says which); a panic ends this connection only.
+func (c *conn) open() (tc *tls.Conn, backend net.Conn) {
+	l, s := c.l, c.l.srv
 	defer func() {
 		if p := recover(); p != nil {
-			rec.result, rec.err = resultHandshakeError, fmt.Errorf("panic: %v", p)
+			c.log.result, c.log.err = resultHandshakeError, fmt.Errorf("panic: %v", p)
 			s.recovered(p)
-		}
-		if !handedOver {
-			end()
+			if backend != nil {
+				backend.Close()
+				backend = nil
+			}
 		}
 	}()
-	if s.metrics != nil {
-		s.metrics.active[l.svc].Inc()
-	}
 
 	// PROXY header, then the TLS handshake, both bounded by the handshake
 	// timeout. The header says who the client is and which private endpoint
 	// it came through; only trusted load balancers may send one.
-	c.SetDeadline(rec.start.Add(s.cfg.Timeouts.Handshake))
+	c.SetDeadline(c.log.start.Add(s.cfg.Timeouts.Handshake))
 	if err := s.inboundPP.readProxyHeader(c); err != nil {
-		rec.result, rec.err = resultProxyProtocolError, err
+		c.log.result, c.log.err = resultProxyProtocolError, err
 		if c.read == 0 && !errors.Is(err, errUntrustedSource) {
 			// Sent nothing at all: a silent client, or a bare connect such
 			// as a load balancer's TCP health check, which is no error.
-			rec.result = resultHandshakeError
-			rec.expected = !errors.Is(err, os.ErrDeadlineExceeded)
+			c.log.result = resultHandshakeError
+			c.log.expected = !errors.Is(err, os.ErrDeadlineExceeded)
 		}
-		return
+		return nil, nil
 	}
 
 	// The routing decision is taken inside the handshake (decide); a
 	// refused name ends it with an alert before any backend is dialled.
-	tc := tls.Server(c, l.handshake)
+	tc = tls.Server(c, l.handshake)
 	if err := tc.Handshake(); err != nil {
-		rec.result, rec.err = c.refusal, err
+		c.log.result, c.log.err = c.refusal, err
 		if reason := refusalReasons[c.refusal]; reason != "" {
-			rec.err = errors.New(reason)
+			c.log.err = errors.New(reason)
 		}
-		if rec.result == resultNone {
-			rec.result = resultHandshakeError
+		if c.log.result == resultNone {
+			c.log.result = resultHandshakeError
 			// nc -vz, or a load balancer's probe: connect, then close.
-			rec.expected = errors.Is(err, io.EOF) && (c.read == 0 || c.lbHealthCheck && c.sni == "")
+			c.log.expected = errors.Is(err, io.EOF) && (c.read == 0 || c.lbHealthCheck && c.sni == "")
 		}
-		return
+		return nil, nil
 	}
 	state := tc.ConnectionState()
-	rec.version, rec.alpn = state.Version, state.NegotiatedProtocol
-	if s.metrics != nil {
-		s.metrics.handshake[l.svc].Observe(time.Since(rec.start).Seconds())
-	}
+	c.log.version, c.log.alpn = state.Version, state.NegotiatedProtocol
+	s.metrics.handshook(l.svc, time.Since(c.log.start))
 
 	// A refused name under a served zone, with refusals explained: the
 	// client hears why in its own protocol, within the handshake deadline,
 	// and nothing is dialled.
 	if c.explain {
-		rec.result, rec.err = c.refusal, errors.New(refusalReasons[c.refusal])
+		c.log.result, c.log.err = c.refusal, errors.New(refusalReasons[c.refusal])
 		l.explain(tc, c)
-		return
+		return nil, nil
 	}
 	c.SetDeadline(time.Time{})
 
@@ -151,40 +171,25 @@ func (l *listener) serve(c *clientConn) {
 	if s.cfg.Backend.ProxyProtocol {
 		var err error
 		if header, err = backendProxyHeader(c); err != nil {
-			rec.result, rec.err = resultBackendUnavailable, err
-			return
+			c.log.result, c.log.err = resultBackendUnavailable, err
+			return nil, nil
 		}
 	}
 	ctx, cancel := context.WithCancel(s.hardStop)
 	backend, addr, err := s.dialBackend(ctx, c.instance, l.svc, header)
 	cancel()
-	rec.backend = addr
+	c.log.backend = addr
 	if err != nil {
-		rec.result, rec.err = resultBackendUnavailable, err
-		return
+		c.log.result, c.log.err = resultBackendUnavailable, err
+		return nil, nil
 	}
-
-	// Copy both ways until both sides are done, on goroutines of their own;
-	// the last to finish ends the connection.
-	rec.result = resultOK
-	handedOver = true
-	s.proxy(tc, c, backend, func(in, out int64, err error) {
-		backend.Close()
-		rec.in, rec.out, rec.err = in, out, err
-		if s.metrics != nil {
-			s.metrics.bytesIn[l.svc].Add(float64(in))
-			s.metrics.bytesOut[l.svc].Add(float64(out))
-		}
-		end()
-	})
+	return tc, backend
 }
 
 // recovered logs and counts a panic recovered in a connection's goroutines.
 func (s *Server) recovered(p any) {
 	s.logger.Error("panic in connection handler", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
-	if s.metrics != nil {
-		s.metrics.panics.Inc()
-	}
+	s.metrics.panicked()
 }
 
 // decide routes the ClientHello's server name. It runs inside the
@@ -195,7 +200,7 @@ func (s *Server) recovered(p any) {
 // certificate covers it) completes the handshake instead, when the
 // configuration says so.
 func (l *listener) decide(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-	c, ok := hello.Conn.(*clientConn)
+	c, ok := hello.Conn.(*conn)
 	if !ok {
 		return nil, errors.New("ingress: handshake on an unexpected connection type")
 	}
@@ -288,12 +293,7 @@ func (s *Server) dialOne(ctx context.Context, addr string, header []byte) (net.C
 	if err == nil && s.backendTLS != nil {
 		conn, err = s.backendHandshake(ctx, conn, addr)
 	}
-	if s.metrics != nil {
-		s.metrics.dialDur.Observe(time.Since(start).Seconds())
-		if err != nil {
-			s.metrics.dialErrs.Inc()
-		}
-	}
+	s.metrics.dialed(time.Since(start), err)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
@@ -315,15 +315,12 @@ func (s *Server) backendHandshake(ctx context.Context, conn net.Conn, addr strin
 	return tc, nil
 }
 
-// finish writes the connection's one log line and counts it.
-func (l *listener) finish(c *clientConn, rec *connLog) {
-	s := l.srv
+// finished counts a closed connection and writes its one log line.
+func (l *listener) finished(c *conn) {
+	s, rec := l.srv, &c.log
 	s.active.Add(-1)
 	defer s.conns.Done()
-	if s.metrics != nil {
-		s.metrics.active[l.svc].Dec()
-		s.metrics.conns[l.svc][rec.result].Inc()
-	}
+	s.metrics.closed(l.svc, rec.result, rec.in, rec.out)
 	level := zap.InfoLevel
 	switch {
 	case rec.expected:

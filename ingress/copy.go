@@ -52,24 +52,24 @@ const (
 // pipe is the shared state of the two copy directions of one connection.
 type pipe struct {
 	client  *tls.Conn
-	raw     *clientConn
+	raw     *conn
 	backend net.Conn
 	idle    time.Duration
 	last    atomic.Int64 // unix nanoseconds of the last byte moved either way
 	running atomic.Int32 // directions still copying
 	n       [2]int64
 	errs    [2]error
-	done    func(in, out int64, err error)
 }
 
-// proxy copies client↔backend on two fresh goroutines and returns at once,
-// propagating half-closes. The caller's goroutine grew its stack in the
-// handshake; a fresh one starts small, and an idle connection holds its
-// goroutines' stacks for as long as it lasts. When both directions are done
-// the last one calls done with the bytes moved (in: client→backend) and the
-// errors that were not the ordinary end of a connection.
-func (s *Server) proxy(client *tls.Conn, raw *clientConn, backend net.Conn, done func(in, out int64, err error)) {
-	p := &pipe{client: client, raw: raw, backend: backend, idle: s.cfg.Timeouts.Idle, done: done}
+// startCopy copies client↔backend on two fresh goroutines and returns at
+// once, propagating half-closes. The caller's goroutine grew its stack in
+// the handshake; a fresh one starts small, and an idle connection holds
+// its goroutines' stacks for as long as it lasts. The last direction to
+// finish closes the backend, records the bytes moved (in: client→backend)
+// and the errors that were not the ordinary end of a connection, and
+// finishes the connection.
+func (s *Server) startCopy(c *conn, client *tls.Conn, backend net.Conn) {
+	p := &pipe{client: client, raw: c, backend: backend, idle: s.cfg.Timeouts.Idle}
 	p.last.Store(time.Now().UnixNano())
 	p.running.Store(2)
 	go s.copyUp(p)
@@ -112,7 +112,11 @@ func (p *pipe) finish(s *Server, dir int) {
 		p.backend.Close()
 	}
 	if p.running.Add(-1) == 0 {
-		p.done(p.n[up], p.n[down], errors.Join(classify(p.errs[up], "client to backend"), classify(p.errs[down], "backend to client")))
+		p.backend.Close()
+		log := &p.raw.log
+		log.in, log.out = p.n[up], p.n[down]
+		log.err = errors.Join(classify(p.errs[up], "client to backend"), classify(p.errs[down], "backend to client"))
+		p.raw.finish()
 	}
 }
 

@@ -1,6 +1,8 @@
 package ingress
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/neo4j/private-ingress/routing"
@@ -102,6 +104,60 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.reloads.WithLabelValues("error")
 	reg.MustRegister(conns, active, handshake, bytes, m.dialDur, m.dialErrs, m.routes, m.reloads, m.panics)
 	return m
+}
+
+// The data path's counts. Every method is a no-op on a nil *Metrics, so
+// the path reads without a check at each step.
+
+func (m *Metrics) opened(svc routing.Service) {
+	if m != nil {
+		m.active[svc].Inc()
+	}
+}
+
+func (m *Metrics) handshook(svc routing.Service, d time.Duration) {
+	if m != nil {
+		m.handshake[svc].Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) dialed(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.dialDur.Observe(d.Seconds())
+	if err != nil {
+		m.dialErrs.Inc()
+	}
+}
+
+// closed counts a connection that was opened; in and out are the bytes
+// copied each way.
+func (m *Metrics) closed(svc routing.Service, r result, in, out int64) {
+	if m == nil {
+		return
+	}
+	m.active[svc].Dec()
+	m.conns[svc][r].Inc()
+	if in > 0 {
+		m.bytesIn[svc].Add(float64(in))
+	}
+	if out > 0 {
+		m.bytesOut[svc].Add(float64(out))
+	}
+}
+
+// refused counts a connection closed at accept, never opened.
+func (m *Metrics) refused(svc routing.Service, r result) {
+	if m != nil {
+		m.conns[svc][r].Inc()
+	}
+}
+
+func (m *Metrics) panicked() {
+	if m != nil {
+		m.panics.Inc()
+	}
 }
 
 // SetRoutes records the size of the routing table in use.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+
+	"github.com/neo4j/private-ingress/internal/testenv"
 )
 
 // tcpPipe is one end of a net.Pipe that claims a loopback TCP peer, so
@@ -44,8 +46,8 @@ func FuzzProxyHeader(f *testing.F) {
 			client.Write(in)
 			client.Close()
 		}()
-		c := newClientConn(tcpPipe{server})
-		c.SetDeadline(time.Now().Add(2 * time.Second))
+		c := newConn(tcpPipe{server}, nil)
+		c.SetDeadline(time.Now().Add(testenv.WaitTimeout)) // a failure bound
 		defer c.Close()
 		if err := p.readProxyHeader(c); err != nil {
 			return // refused: closed before TLS

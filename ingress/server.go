@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/neo4j/private-ingress/routing"
+	"github.com/neo4j/private-ingress/tlsconfig"
 )
 
 // CertSource builds the per-listener TLS configuration: policy, certificates
@@ -77,7 +78,8 @@ type Options struct {
 	Metrics *Metrics    // nil: no metrics
 	Dial    DialFunc    // nil: a net.Dialer
 	Listen  ListenFunc  // nil: a net.ListenConfig
-	// BackendTLS is the client config for the backend leg, or nil for TCP.
+	// BackendTLS, if set, is the client config for the backend leg in place
+	// of the one cfg.Backend.TLS describes.
 	BackendTLS *tls.Config
 	// SessionTickets, if set, manages the session ticket keys; nil leaves
 	// crypto/tls's own, random per process and rotated daily.
@@ -101,6 +103,12 @@ func New(cfg Config, opts Options) (*Server, error) {
 	explains, err := ParseRefusals(cfg.Refusals)
 	if err != nil {
 		return nil, err
+	}
+	if opts.BackendTLS == nil && cfg.Backend.TLS.Enabled {
+		b := cfg.Backend.TLS
+		if opts.BackendTLS, err = tlsconfig.ClientConfig(tlsconfig.ClientFiles{CA: b.CA, ServerName: b.ServerName}); err != nil {
+			return nil, fmt.Errorf("backend.tls: %w", err)
+		}
 	}
 	s := &Server{
 		cfg:        cfg,
@@ -274,13 +282,11 @@ func (l *listener) admit(c net.Conn) {
 	if max := s.cfg.Limits.MaxConnections; s.active.Add(1) > int64(max) && max > 0 {
 		s.active.Add(-1)
 		c.Close()
-		if s.metrics != nil {
-			s.metrics.conns[l.svc][resultLimit].Inc()
-		}
+		s.metrics.refused(l.svc, resultLimit)
 		s.logger.Debug("connection refused: max_connections reached", zap.String("service", l.cfg.Service),
 			zap.String("client", c.RemoteAddr().String()))
 		return
 	}
 	s.conns.Add(1)
-	go l.serve(newClientConn(c))
+	go newConn(c, l).serve()
 }

@@ -56,6 +56,8 @@ type EtcdSource struct {
 	// Batch is how long a burst of changes is gathered before the table is
 	// rebuilt; zero means 50 ms.
 	Batch time.Duration
+	// Timeout bounds Refresh; zero leaves it to the caller's context.
+	Timeout time.Duration
 
 	mu         sync.Mutex
 	entries    map[string]Entry // by key

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -256,6 +257,31 @@ type Entry struct {
 	DBID, Orch string // lower case
 	raw        instanceYAML
 	spec       spec
+}
+
+// ReadEntries reads and validates one instance document per file, every
+// file before returning: one wrong file yields no entries, and the error
+// names every file's problems.
+func ReadEntries(files []string, ns Namespace) ([]Entry, error) {
+	var entries []Entry
+	var errs []error
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e, err := ParseEntry(file, data, ns)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		entries = append(entries, e)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return entries, nil
 }
 
 // ParseEntry decodes and validates one instance document (YAML or JSON,

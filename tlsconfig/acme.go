@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -56,16 +55,9 @@ func (a ACME) keyTypes() []certmagic.KeyType {
 // replace them in the cache without touching open connections. Call it at
 // most once.
 func (s *Store) ManageACME(ctx context.Context, a ACME, o ACMEOptions) error {
-	var roots *x509.CertPool
-	if a.CARoot != "" {
-		pem, err := os.ReadFile(a.CARoot)
-		if err != nil {
-			return fmt.Errorf("tls.acme.ca_root: %w", err)
-		}
-		roots = x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("tls.acme.ca_root: no PEM certificate in %s", a.CARoot)
-		}
+	roots, err := LoadRoots(a.CARoot)
+	if err != nil {
+		return fmt.Errorf("tls.acme.ca_root: %w", err)
 	}
 	provider := challengeProvider{o.Publisher}
 	for _, kt := range a.keyTypes() {

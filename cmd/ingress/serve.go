@@ -2,15 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -26,6 +21,7 @@ import (
 	"github.com/neo4j/private-ingress/internal/etcdkv"
 	"github.com/neo4j/private-ingress/internal/handover"
 	"github.com/neo4j/private-ingress/internal/logging"
+	"github.com/neo4j/private-ingress/internal/tasks"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
@@ -49,21 +45,30 @@ func serve(ctx context.Context, path string, stderr io.Writer) error {
 type startedFunc func(srv *ingress.Server, dns *dnsstub.Server, admin *ingress.Admin)
 
 // runIngress wires routing, certificates, the data path and the admin
-// server together, handles SIGHUP, and drains when ctx ends.
+// server together, handles SIGHUP and SIGUSR2, and drains when ctx ends or
+// a new process has taken over.
 func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, started startedFunc) error {
-	// Sockets a previous process handed over (SIGUSR2), or none.
-	sockets, err := handover.FromEnv()
+	sockets, err := handover.FromEnv() // a previous process's sockets (SIGUSR2), or none
 	if err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := ingress.NewMetrics(reg)
+	etcd, err := dialFleet(cfg, logger)
+	if err != nil {
+		return err
+	}
+	if etcd != nil {
+		defer etcd.Close()
+	}
+	bg := tasks.New(logger) // stopped last: after the drain
+	defer bg.Stop()
 
-	// Routes: the first load must succeed; later bad files (or etcd
-	// values) keep the last good table.
+	// The first routes load must succeed; later bad files (or etcd values)
+	// keep the last good table.
 	var routes routing.Holder
-	routeSrc, err := newRouteSource(ctx, cfg, &routes, logger, func(t *routing.Table, err error) {
+	routeSrc, err := newRouteSource(ctx, cfg, etcd, &routes, func(t *routing.Table, err error) {
 		metrics.Reloaded(err)
 		if err != nil {
 			logger.Error("routes reload failed; keeping the last good table", zap.Error(err))
@@ -75,157 +80,52 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 	if err != nil {
 		return err
 	}
-	defer routeSrc.close()
-
-	certs := tlsconfig.NewStore(logger.Named("tls"), tlsconfig.NewMetrics(reg))
+	certs, tickets, err := newCertificates(ctx, cfg, etcd, reg, bg, logger)
+	if err != nil {
+		return err
+	}
 	defer certs.Close()
-	groups, _ := tlsconfig.KeyExchangeGroups(cfg.TLS.KeyExchange) // validated by config.Load
-	certs.SetKeyExchange(groups)
-	if err := certs.SetFiles(ctx, cfg.TLS.Certificates); err != nil {
-		return err
-	}
-	for _, w := range config.CertWarnings(cfg, certs.Leaves()) {
-		logger.Warn(w)
-	}
-	backendTLS, err := backendTLSConfig(cfg.Ingress.Backend.TLS)
-	if err != nil {
-		return err
-	}
-
-	tickets, err := tlsconfig.NewTicketKeys(cfg.TLS.SessionTickets)
-	if err != nil {
-		return err
-	}
-	// A fleet's shared pieces in etcd: the ticket keys, the certificates.
-	var fleetEtcd *clientv3.Client
-	if cfg.Routes.Etcd != nil && (cfg.TLS.SessionTickets.Shared() || strings.HasPrefix(cfg.TLS.ACME.Storage, tlsconfig.EtcdPrefix)) {
-		if fleetEtcd, err = newEtcdClient(cfg.Routes.Etcd, logger); err != nil {
-			return err
-		}
-		defer fleetEtcd.Close()
-	}
-	var sharedTickets *etcdkv.TicketKeys
-	if cfg.TLS.SessionTickets.Shared() {
-		sharedTickets = &etcdkv.TicketKeys{Client: fleetEtcd, Key: strings.TrimPrefix(cfg.TLS.SessionTickets.KeysFile, tlsconfig.EtcdPrefix),
-			Rotate: cfg.TLS.SessionTickets.Rotate, Keys: tickets}
-		lctx, cancel := context.WithTimeout(ctx, cfg.Routes.Etcd.DialTimeout)
-		_, err := sharedTickets.Load(lctx)
-		cancel()
-		if err != nil {
-			return err
-		}
-	}
-
 	srv, err := ingress.New(cfg.Ingress, ingress.Options{
-		Routes: &routes, Certs: certs, Logger: logger, Metrics: metrics, BackendTLS: backendTLS,
+		Routes: &routes, Certs: certs, Logger: logger, Metrics: metrics,
 		SessionTickets: tickets, Listen: sockets.Listen,
 	})
 	if err != nil {
 		return err
 	}
-	if err := srv.Listen(ctx); err != nil {
-		return err
-	}
-	var dnsSrv *dnsstub.Server
-	if cfg.DNS.Address != "" {
-		dnsSrv = dnsstub.New(dnsstub.Options{
-			Config: cfg.DNS, Namespace: cfg.Namespace, Routes: &routes, Logger: logger.Named("dns"), Registry: reg,
-			Listen: sockets.Listen, ListenPacket: sockets.ListenPacket,
-		})
-		if err := dnsSrv.Listen(ctx); err != nil {
-			srv.Shutdown(context.Background())
-			return err
-		}
-	}
-	admin, err := ingress.ListenAdmin(ctx, sockets.Listen, cfg.Admin.Address, ingress.AdminHandler(reg, srv.Ready, routeSrc.readyDetail))
+	dnsSrv, admin, err := listen(ctx, cfg, sockets, srv, &routes, reg, routeSrc, logger)
 	if err != nil {
-		srv.Shutdown(context.Background())
-		if dnsSrv != nil {
-			dnsSrv.Shutdown(context.Background())
-		}
 		return err
 	}
 
-	bg, cancelBG := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := routeSrc.run(bg); err != nil {
-			logger.Error("routes watcher stopped", zap.Error(err))
-		}
-	})
-	wg.Go(func() {
-		err := certs.Watch(bg, func(err error) {
+	onReload := func(failed string) func(error) {
+		return func(err error) {
 			metrics.Reloaded(err)
 			if err != nil {
-				logger.Error("certificate reload failed; keeping the previous certificate", zap.Error(err))
+				logger.Error(failed, zap.Error(err))
 			}
-		})
-		if err != nil {
-			logger.Error("certificate watcher stopped", zap.Error(err))
 		}
+	}
+	bg.Go("routes watcher", routeSrc.Run)
+	bg.Go("certificate watcher", func(ctx context.Context) error {
+		return certs.Watch(ctx, onReload("certificate reload failed; keeping the previous certificate"))
 	})
-	wg.Go(func() {
-		if err := admin.Serve(); err != nil {
-			logger.Error("admin server stopped", zap.Error(err))
-		}
+	bg.Go("session ticket keys", func(ctx context.Context) error {
+		return tickets.Run(ctx, onReload("session ticket keys reload failed; keeping the keys in use"))
 	})
+	bg.Go("admin server", func(context.Context) error { return admin.Serve() })
 	if dnsSrv != nil {
-		wg.Go(func() {
-			if err := dnsSrv.Serve(); err != nil {
-				logger.Error("DNS server stopped", zap.Error(err))
-			}
-		})
+		bg.Go("DNS server", func(context.Context) error { return dnsSrv.Serve() })
 	}
-	wg.Go(func() {
-		err := tickets.Run(bg, func(err error) {
-			metrics.Reloaded(err)
-			if err != nil {
-				logger.Error("session ticket keys reload failed; keeping the keys in use", zap.Error(err))
-			}
-		})
-		if err != nil {
-			logger.Error("session ticket keys stopped", zap.Error(err))
-		}
+	if cfg.TLS.ACME.Enabled() { // after the DNS stub serves: the challenges are answered there
+		startACME(ctx, cfg, certs, dnsSrv, etcd, logger) // certmagic runs its own goroutines until ctx ends
+	}
+	bg.Go("SIGHUP", func(ctx context.Context) error {
+		return onSignal(ctx, syscall.SIGHUP, func() { reload(ctx, cfg, routeSrc, certs, metrics, logger) })
 	})
-	// ACME after the DNS stub serves: the challenges are answered there.
-	if cfg.TLS.ACME.Enabled() {
-		var names []string
-		for _, orch := range cfg.Namespace.Orchestras {
-			names = append(names, "*."+routing.ZoneName(orch, cfg.Namespace.Domain))
-		}
-		opts := tlsconfig.ACMEOptions{Names: names, Publisher: dnsSrv.TXT(), Resolver: dialable(dnsSrv.Addr())}
-		if prefix, ok := strings.CutPrefix(cfg.TLS.ACME.Storage, tlsconfig.EtcdPrefix); ok {
-			opts.Storage = func(keyType string) certmagic.Storage {
-				return &etcdkv.CertStorage{Client: fleetEtcd, Prefix: strings.TrimSuffix(prefix, "/") + "/" + keyType + "/"}
-			}
-		}
-		err := certs.ManageACME(bg, cfg.TLS.ACME, opts)
-		if err != nil {
-			logger.Error("ACME certificate management did not start", zap.Error(err))
-		} else {
-			logger.Info("ACME certificate management started", zap.Strings("names", names), zap.String("directory", cfg.TLS.ACME.Directory))
-		}
-	}
-	if sharedTickets != nil {
-		wg.Go(func() {
-			sharedTickets.Run(bg, func(err error) { logger.Error("shared session ticket keys", zap.Error(err)) })
-		})
-	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
-	wg.Go(func() { reloadOnHUP(bg, cfg, routeSrc, certs, metrics, logger) })
 
-	fields := []zap.Field{zap.String("admin", admin.Addr().String()), zap.Int("instances", routes.Load().Len())}
-	if dnsSrv != nil {
-		fields = append(fields, zap.String("dns", dnsSrv.Addr()))
-	}
-	for _, l := range cfg.Ingress.Listeners {
-		fields = append(fields, zap.Stringer(l.Service, srv.Addr(l.Service)))
-	}
-	logger.Info("ingress started", fields...)
-	if sockets.Inherited() {
-		logger.Info("took over the listening sockets from the previous process")
-	}
+	logStarted(logger, cfg, srv, dnsSrv, admin, routes.Load().Len(), sockets.Inherited())
 	if err := sockets.Ready(); err != nil {
 		logger.Error("telling the previous process we serve", zap.Error(err))
 	}
@@ -233,126 +133,198 @@ func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, sta
 		started(srv, dnsSrv, admin)
 	}
 	handedOver := make(chan struct{})
-	wg.Go(func() { handOverOnUSR2(bg, sockets, handedOver, logger) })
+	bg.Go("SIGUSR2", func(ctx context.Context) error { handOverOnUSR2(ctx, sockets, handedOver, logger); return nil })
 
-	var result error
-	select {
-	case <-handedOver:
-		logger.Info("draining after the hand-over", zap.Int64("open", srv.Active()), zap.Duration("timeout", cfg.Ingress.Timeouts.Drain))
-		dctx, cancel := context.WithTimeout(context.Background(), cfg.Ingress.Timeouts.Drain)
-		if err := srv.Shutdown(dctx); err != nil {
-			logger.Warn("drain cut connections", zap.Error(err))
-		}
-		cancel()
-		<-serveErr
-	case <-ctx.Done():
-		logger.Info("draining", zap.Int64("open", srv.Active()), zap.Duration("timeout", cfg.Ingress.Timeouts.Drain))
-		dctx, cancel := context.WithTimeout(context.Background(), cfg.Ingress.Timeouts.Drain)
-		if err := srv.Shutdown(dctx); err != nil {
-			logger.Warn("drain cut connections", zap.Error(err))
-		}
-		cancel()
-		<-serveErr
-	case result = <-serveErr:
-		srv.Shutdown(context.Background())
-	}
+	result := waitToStop(ctx, handedOver, serveErr, srv, cfg.Ingress.Timeouts.Drain, logger)
 	if dnsSrv != nil {
 		dnsSrv.Shutdown(context.Background())
 	}
 	admin.Close()
-	cancelBG()
-	wg.Wait()
+	bg.Stop()
 	logger.Info("ingress stopped")
 	return result
+}
+
+// waitToStop waits for the end: SIGTERM (ctx), a new process serving, or
+// the data path failing. The first two drain the open connections.
+func waitToStop(ctx context.Context, handedOver <-chan struct{}, serveErr <-chan error, srv *ingress.Server, timeout time.Duration, logger *zap.Logger) error {
+	why := "draining"
+	select {
+	case <-handedOver:
+		why = "draining after the hand-over"
+	case <-ctx.Done():
+	case err := <-serveErr:
+		srv.Shutdown(context.Background())
+		return err
+	}
+	logger.Info(why, zap.Int64("open", srv.Active()), zap.Duration("timeout", timeout))
+	dctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(dctx); err != nil {
+		logger.Warn("drain cut connections", zap.Error(err))
+	}
+	<-serveErr
+	return nil
+}
+
+// newCertificates builds the certificate store from the files cfg names,
+// and the session ticket keys (shared through etcd when the fleet does).
+func newCertificates(ctx context.Context, cfg *config.Config, etcd *clientv3.Client, reg *prometheus.Registry, bg *tasks.Group, logger *zap.Logger) (*tlsconfig.Store, *tlsconfig.TicketKeys, error) {
+	certs := tlsconfig.NewStore(logger.Named("tls"), tlsconfig.NewMetrics(reg))
+	groups, _ := tlsconfig.KeyExchangeGroups(cfg.TLS.KeyExchange) // validated by config.Load
+	certs.SetKeyExchange(groups)
+	if err := certs.SetFiles(ctx, cfg.TLS.Certificates); err != nil {
+		certs.Close()
+		return nil, nil, err
+	}
+	for _, w := range config.CertWarnings(cfg, certs.Leaves()) {
+		logger.Warn(w)
+	}
+	tickets, err := tlsconfig.NewTicketKeys(cfg.TLS.SessionTickets)
+	if err != nil {
+		certs.Close()
+		return nil, nil, err
+	}
+	if st := cfg.TLS.SessionTickets; st.Shared() {
+		shared := &etcdkv.TicketKeys{Client: etcd, Key: strings.TrimPrefix(st.KeysFile, tlsconfig.EtcdPrefix), Rotate: st.Rotate, Keys: tickets}
+		lctx, cancel := context.WithTimeout(ctx, cfg.Routes.Etcd.DialTimeout)
+		_, err := shared.Load(lctx)
+		cancel()
+		if err != nil {
+			certs.Close()
+			return nil, nil, err
+		}
+		bg.Go("shared session ticket keys", func(ctx context.Context) error {
+			shared.Run(ctx, func(err error) { logger.Error("shared session ticket keys", zap.Error(err)) })
+			return nil
+		})
+	}
+	return certs, tickets, nil
+}
+
+// listen binds the data path, the DNS stub (if configured) and the admin
+// server; on error nothing stays bound.
+func listen(ctx context.Context, cfg *config.Config, sockets *handover.Sockets, srv *ingress.Server, routes *routing.Holder,
+	reg *prometheus.Registry, routeSrc routing.Source, logger *zap.Logger) (*dnsstub.Server, *ingress.Admin, error) {
+	if err := srv.Listen(ctx); err != nil {
+		return nil, nil, err
+	}
+	var dnsSrv *dnsstub.Server
+	if cfg.DNS.Address != "" {
+		dnsSrv = dnsstub.New(dnsstub.Options{
+			Config: cfg.DNS, Namespace: cfg.Namespace, Routes: routes, Logger: logger.Named("dns"), Registry: reg,
+			Listen: sockets.Listen, ListenPacket: sockets.ListenPacket,
+		})
+		if err := dnsSrv.Listen(ctx); err != nil {
+			srv.Shutdown(context.Background())
+			return nil, nil, err
+		}
+	}
+	detail := func() string { return routing.StaleDetail(routeSrc) }
+	admin, err := ingress.ListenAdmin(ctx, sockets.Listen, cfg.Admin.Address, ingress.AdminHandler(reg, srv.Ready, detail))
+	if err != nil {
+		srv.Shutdown(context.Background())
+		if dnsSrv != nil {
+			dnsSrv.Shutdown(context.Background())
+		}
+		return nil, nil, err
+	}
+	return dnsSrv, admin, nil
+}
+
+// startACME has certmagic obtain and renew the wildcard certificates of
+// every served orchestra, publishing DNS-01 answers through the stub.
+func startACME(ctx context.Context, cfg *config.Config, certs *tlsconfig.Store, dnsSrv *dnsstub.Server, etcd *clientv3.Client, logger *zap.Logger) {
+	var names []string
+	for _, orch := range cfg.Namespace.Orchestras {
+		names = append(names, "*."+routing.ZoneName(orch, cfg.Namespace.Domain))
+	}
+	opts := tlsconfig.ACMEOptions{Names: names, Publisher: dnsSrv.TXT(), Resolver: dnsSrv.DialAddr()}
+	if prefix, ok := strings.CutPrefix(cfg.TLS.ACME.Storage, tlsconfig.EtcdPrefix); ok {
+		opts.Storage = func(keyType string) certmagic.Storage {
+			return &etcdkv.CertStorage{Client: etcd, Prefix: strings.TrimSuffix(prefix, "/") + "/" + keyType + "/"}
+		}
+	}
+	if err := certs.ManageACME(ctx, cfg.TLS.ACME, opts); err != nil {
+		logger.Error("ACME certificate management did not start", zap.Error(err))
+		return
+	}
+	logger.Info("ACME certificate management started", zap.Strings("names", names), zap.String("directory", cfg.TLS.ACME.Directory))
+}
+
+// logStarted says where everything listens: the bound addresses, which
+// tests and operators read (a port 0 in the config is resolved here).
+func logStarted(logger *zap.Logger, cfg *config.Config, srv *ingress.Server, dnsSrv *dnsstub.Server, admin *ingress.Admin, instances int, inherited bool) {
+	fields := []zap.Field{zap.String("admin", admin.Addr().String()), zap.Int("instances", instances)}
+	if dnsSrv != nil {
+		fields = append(fields, zap.String("dns", dnsSrv.Addr()))
+	}
+	for _, l := range cfg.Ingress.Listeners {
+		fields = append(fields, zap.Stringer(l.Service, srv.Addr(l.Service)))
+	}
+	logger.Info("ingress started", fields...)
+	if inherited {
+		logger.Info("took over the listening sockets from the previous process")
+	}
+}
+
+// onSignal calls fn each time sig arrives, until ctx ends. Catching the
+// signal also keeps its default action (for SIGHUP: exit) away.
+func onSignal(ctx context.Context, sig os.Signal, fn func()) error {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sig)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ch:
+			fn()
+		}
+	}
 }
 
 // handOverOnUSR2 starts a new process of this binary on SIGUSR2 with the
 // listening sockets, and closes done once it serves: then this one drains.
 // A new process that fails to start or to serve changes nothing.
 func handOverOnUSR2(ctx context.Context, sockets *handover.Sockets, done chan<- struct{}, logger *zap.Logger) {
-	usr2 := make(chan os.Signal, 1)
-	signal.Notify(usr2, syscall.SIGUSR2)
-	defer signal.Stop(usr2)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-usr2:
-		}
+	ctx, handedOver := context.WithCancel(ctx)
+	defer handedOver()
+	onSignal(ctx, syscall.SIGUSR2, func() {
 		logger.Info("SIGUSR2: starting a new process with the listening sockets")
 		proc, err := sockets.Start(os.Args, handoverTimeout)
 		if err != nil {
 			logger.Error("hand-over failed; this process keeps serving", zap.Error(err))
-			continue
+			return
 		}
 		logger.Info("the new process serves; this one stops accepting", zap.Int("pid", proc.Pid))
 		close(done)
-		return
-	}
+		handedOver()
+	})
 }
 
 // handoverTimeout bounds how long a new process may take to serve.
 const handoverTimeout = 30 * time.Second
 
-// reloadOnHUP re-reads the config file, the routes and the certificates on
-// SIGHUP. Settings that need new sockets (listeners, admin) or that the data
-// path holds (timeouts, limits, backend) are reported as needing a restart.
-func reloadOnHUP(ctx context.Context, cfg *config.Config, routeSrc *routeSource, certs *tlsconfig.Store, metrics *ingress.Metrics, logger *zap.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-		}
-		logger.Info("SIGHUP: reloading config, routes and certificates")
-		next, err := config.Load(cfg.Path)
-		if err != nil {
-			metrics.Reloaded(err)
-			logger.Error("config reload failed; keeping the running config", zap.Error(err))
-			continue
-		}
-		if restart := config.NeedRestart(cfg, next); len(restart) > 0 {
-			logger.Warn("changed settings take effect at the next restart", zap.Strings("settings", restart))
-		}
-		err = certs.SetFiles(ctx, next.TLS.Certificates)
-		metrics.Reloaded(err)
-		if err != nil {
-			logger.Error("certificate reload failed; keeping the previous certificate", zap.Error(err))
-		}
-		_ = routeSrc.reload(ctx) // counted and reported through its callback
-	}
-}
-
-// dialable turns a bound address into one to dial: an unspecified host
-// (":53", "[::]:53") becomes loopback.
-func dialable(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
+// reload re-reads the config file, the routes and the certificates
+// (SIGHUP). Settings that need new sockets (listeners, admin) or that the
+// data path holds (timeouts, limits, backend) are reported as needing a
+// restart.
+func reload(ctx context.Context, cfg *config.Config, routeSrc routing.Source, certs *tlsconfig.Store, metrics *ingress.Metrics, logger *zap.Logger) {
+	logger.Info("SIGHUP: reloading config, routes and certificates")
+	next, err := config.Load(cfg.Path)
 	if err != nil {
-		return addr
+		metrics.Reloaded(err)
+		logger.Error("config reload failed; keeping the running config", zap.Error(err))
+		return
 	}
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
+	if restart := config.NeedRestart(cfg, next); len(restart) > 0 {
+		logger.Warn("changed settings take effect at the next restart", zap.Strings("settings", restart))
 	}
-	return net.JoinHostPort(host, port)
-}
-
-func backendTLSConfig(c ingress.BackendTLSConfig) (*tls.Config, error) {
-	if !c.Enabled {
-		return nil, nil
+	err = certs.SetFiles(ctx, next.TLS.Certificates)
+	metrics.Reloaded(err)
+	if err != nil {
+		logger.Error("certificate reload failed; keeping the previous certificate", zap.Error(err))
 	}
-	tc := &tls.Config{ServerName: c.ServerName, MinVersion: tls.VersionTLS12}
-	if c.CA != "" {
-		pem, err := os.ReadFile(c.CA)
-		if err != nil {
-			return nil, fmt.Errorf("backend.tls.ca: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("backend.tls.ca: no PEM certificate in %s", c.CA)
-		}
-	}
-	return tc, nil
+	_ = routeSrc.Refresh(ctx) // counted and reported through its callback
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/neo4j/private-ingress/dnsstub"
 	"github.com/neo4j/private-ingress/ingress"
+	"github.com/neo4j/private-ingress/internal/etcdkv"
 	"github.com/neo4j/private-ingress/internal/logging"
 	"github.com/neo4j/private-ingress/internal/yamlutil"
 	"github.com/neo4j/private-ingress/routing"
@@ -45,24 +46,8 @@ type fileYAML struct {
 
 // RoutesConfig says where the routing table comes from: a file, or etcd.
 type RoutesConfig struct {
-	File string      `yaml:"file"`
-	Etcd *EtcdConfig `yaml:"etcd"`
-}
-
-// EtcdConfig is routes.etcd: the etcd cluster a fleet of replicas shares
-// the routing table through.
-type EtcdConfig struct {
-	Endpoints   []string      `yaml:"endpoints"`    // http(s)://host:port
-	Prefix      string        `yaml:"prefix"`       // keys are <prefix><orch>/<dbid>
-	DialTimeout time.Duration `yaml:"dial_timeout"` // per connection attempt
-	TLS         EtcdTLS       `yaml:"tls"`
-}
-
-// EtcdTLS is the client side of TLS to etcd; empty fields are not used.
-type EtcdTLS struct {
-	CA   string `yaml:"ca"`   // PEM roots for etcd's certificate
-	Cert string `yaml:"cert"` // client certificate, for etcd's client auth
-	Key  string `yaml:"key"`
+	File string         `yaml:"file"`
+	Etcd *etcdkv.Config `yaml:"etcd"`
 }
 
 // Config is a validated ingress.yaml with defaults applied.
@@ -81,7 +66,6 @@ type Config struct {
 // defaults belong to its package (ingress, tlsconfig, dnsstub, logging).
 const (
 	DefaultRoutesFile = "routes.yaml"
-	DefaultEtcdPrefix = "/ingress/routes/"
 )
 
 // Load reads and validates the config file at path.
@@ -336,7 +320,7 @@ func (v *validator) routes(r RoutesConfig) RoutesConfig {
 		}
 	}
 	if e.Prefix == "" {
-		e.Prefix = DefaultEtcdPrefix
+		e.Prefix = etcdkv.DefaultPrefix
 	}
 	if !strings.HasPrefix(e.Prefix, "/") || !strings.HasSuffix(e.Prefix, "/") {
 		v.Addf(v.at("routes", "etcd", "prefix"), "routes.etcd.prefix %q must start and end with /", e.Prefix)

@@ -36,12 +36,6 @@ func (r RoutesConfig) Equal(o RoutesConfig) bool {
 	return r.Etcd == nil || r.Etcd.Equal(*o.Etcd)
 }
 
-// Equal reports whether two etcd sections are the same.
-func (e EtcdConfig) Equal(o EtcdConfig) bool {
-	return slices.Equal(e.Endpoints, o.Endpoints) && e.Prefix == o.Prefix &&
-		e.DialTimeout == o.DialTimeout && e.TLS == o.TLS
-}
-
 // NeedRestart is Diff less what a reload (SIGHUP) applies: the certificate
 // files. Every other section is held by sockets or by the running parts.
 func NeedRestart(cur, next *Config) []string {

@@ -38,12 +38,12 @@ type Instance struct {
 
 // Instances are running fake instances.
 type Instances struct {
-	List    []Instance
-	lns     []net.Listener
-	srvs    []*http.Server
-	flights []*FlightServer
-	bolts   []*BoltServer
-	wg      sync.WaitGroup
+	List   []Instance
+	lns    []net.Listener
+	srvs   []*http.Server
+	arrows []arrowServer
+	bolts  []*BoltServer
+	wg     sync.WaitGroup
 }
 
 // Start runs a fake instance on 127.0.0.1 (ephemeral ports) for each dbid.
@@ -73,8 +73,8 @@ func (in *Instances) start(id string) error {
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true) // the ingress offers h2 and passes bytes through
 	in.srvs = append(in.srvs, srv)
-	flight := NewFlight(id)
-	in.flights = append(in.flights, flight)
+	flight := newArrow(id)
+	in.arrows = append(in.arrows, flight)
 	in.wg.Go(func() { srv.Serve(httpLn) })
 	bolt := NewBolt(id)
 	in.bolts = append(in.bolts, bolt)
@@ -89,7 +89,7 @@ func (in *Instances) Close() {
 	for _, s := range in.srvs {
 		s.Close()
 	}
-	for _, f := range in.flights {
+	for _, f := range in.arrows {
 		f.Stop()
 	}
 	for _, l := range in.lns {

@@ -1,3 +1,9 @@
+//go:build demoflight
+
+// The Arrow Flight fake links arrow-go and gRPC: only builds tagged
+// demoflight (make run, the tests) have it; the production binary answers
+// the demo's arrow service with arrow_stub.go instead.
+
 package demo
 
 import (
@@ -120,3 +126,5 @@ func (f *flightService) DoGet(t *flight.Ticket, stream flight.FlightService_DoGe
 	}
 	return w.Close()
 }
+
+func newArrow(dbid string) arrowServer { return NewFlight(dbid) }

@@ -61,7 +61,7 @@ var errUntrustedSource = errors.New("PROXY header required, but the source is no
 // anywhere else a header is refused, since it could claim any endpoint.
 // Afterwards c reads through the header parser, which hands on the bytes it
 // buffered past the header.
-func (p proxyPolicy) readProxyHeader(c *clientConn) error {
+func (p proxyPolicy) readProxyHeader(c *conn) error {
 	if p.mode == ProxyOff {
 		return nil
 	}
@@ -122,7 +122,7 @@ func endpointID(tlvs []proxyproto.TLV) string {
 
 // backendProxyHeader is the PROXY v2 header sent to a backend: the real
 // client and the address it connected to, with the endpoint TLVs passed on.
-func backendProxyHeader(c *clientConn) ([]byte, error) {
+func backendProxyHeader(c *conn) ([]byte, error) {
 	src, dst := c.RemoteAddr(), c.LocalAddr()
 	h := proxyproto.HeaderProxyFromAddrs(2, src, dst)
 	if c.proxyHeader != nil && !c.lbHealthCheck {
