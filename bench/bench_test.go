@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/neo4j/private-ingress/ingress"
+	"github.com/neo4j/private-ingress/internal/loopback"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
@@ -89,21 +90,7 @@ instances:
 
 func serveTCP(b *testing.B, handle func(net.Conn)) string {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); handle(c) }()
-		}
-	}()
-	return ln.Addr().String()
+	return loopback.Serve(b, loopback.Listen(b), func(c net.Conn) { defer c.Close(); handle(c) })
 }
 
 // BenchmarkHandshake is one full connection: TCP connect, TLS handshake

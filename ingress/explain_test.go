@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/neo4j/private-ingress/internal/bolt"
+	"github.com/neo4j/private-ingress/internal/testenv"
 )
 
 // explainRoutes has a public instance, a private one and, through the
@@ -52,7 +53,7 @@ var refusals = []struct {
 }
 
 func TestExplainedRefusalsOverHTTPWithCurl(t *testing.T) {
-	curl := needTool(t, "curl")
+	curl := testenv.Command(t, "curl")
 	b := startBackend(t, "b")
 	e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()), withOtherOrchCert)
 	for _, service := range []string{"https", "http"} {
@@ -62,7 +63,7 @@ func TestExplainedRefusalsOverHTTPWithCurl(t *testing.T) {
 					before := e.count(service, tc.result)
 					_, port, _ := net.SplitHostPort(e.addr(service))
 					host := strings.SplitN(tc.sni, ":", 2)[0]
-					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 					defer cancel()
 					out, err := exec.CommandContext(ctx, curl, "-sS", flag, "--cacert", e.caFile,
 						"--resolve", host+":"+port+":127.0.0.1", "-w", "\n%{http_code} %{http_version}",
@@ -234,7 +235,7 @@ func TestExplainedRefusalIsBoundedByTheHandshakeTimeout(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
+			c.SetDeadline(time.Now().Add(testenv.WaitTimeout)) // a failure bound
 			_, err = io.Copy(io.Discard, c)
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {

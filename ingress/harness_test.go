@@ -22,6 +22,7 @@ import (
 
 	"github.com/neo4j/private-ingress/ingress"
 	"github.com/neo4j/private-ingress/internal/loopback"
+	"github.com/neo4j/private-ingress/internal/testenv"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
@@ -54,17 +55,9 @@ func startBackend(t *testing.T, name string) *backend {
 
 func (b *backend) addr() string { return b.ln.Addr().String() }
 
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// closedAddr returns a loopback address that refuses connections until
+// the test ends.
+func closedAddr(t *testing.T) string { return loopback.Refused(t) }
 
 // env is a running ingress with its certificates, routes and observers.
 type env struct {
@@ -130,9 +123,11 @@ func startEnv(t *testing.T, routesYAML string, opts ...envOption) *env {
 			{Service: "http", Address: "127.0.0.1:0", ALPN: []string{"h2", "http/1.1"}},
 			{Service: "arrow", Address: "127.0.0.1:0", ALPN: []string{"h2"}},
 		},
-		Timeouts: ingress.Timeouts{Handshake: 5 * time.Second, Drain: 5 * time.Second},
+		// Failure bounds, far from anything a test waits for: tests of the
+		// timeouts set their own.
+		Timeouts: ingress.Timeouts{Handshake: testenv.WaitTimeout, Drain: 5 * time.Second},
 		Limits:   ingress.Limits{MaxConnections: 1000},
-		Backend:  ingress.BackendConfig{DialTimeout: 2 * time.Second},
+		Backend:  ingress.BackendConfig{DialTimeout: testenv.WaitTimeout},
 	}
 	setup.Config = cfg
 	for _, o := range opts {
@@ -166,7 +161,7 @@ func (e *env) shutdown(timeout time.Duration) error {
 	err := e.srv.Shutdown(ctx)
 	select {
 	case <-e.done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(testenv.WaitTimeout):
 		e.t.Error("Serve did not return after Shutdown")
 	}
 	return err
@@ -180,12 +175,12 @@ func (e *env) dial(service, sni string, mod ...func(*tls.Config)) (*tls.Conn, er
 	for _, m := range mod {
 		m(cfg)
 	}
-	d := &net.Dialer{Timeout: 5 * time.Second}
+	d := &net.Dialer{Timeout: testenv.WaitTimeout}
 	c, err := tls.DialWithDialer(d, "tcp", e.addr(service), cfg)
 	if err != nil {
 		return nil, err
 	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(testenv.WaitTimeout))
 	return c, nil
 }
 
@@ -213,16 +208,9 @@ func (e *env) count(service, result string) float64 {
 // when their goroutine finishes, a little after the client sees the end.
 func (e *env) waitCount(service, result string, want float64) {
 	e.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := e.count(service, result)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("ingress_connections_total{service=%q,result=%q} = %v, want %v", service, result, got, want)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var got float64
+	if !testenv.Poll(testenv.WaitTimeout, func() bool { got = e.count(service, result); return got == want }) {
+		e.t.Fatalf("ingress_connections_total{service=%q,result=%q} = %v, want %v", service, result, got, want)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/neo4j/private-ingress/ingress"
 	"github.com/neo4j/private-ingress/internal/loopback"
+	"github.com/neo4j/private-ingress/internal/testenv"
 	"github.com/neo4j/private-ingress/routing"
 )
 
@@ -77,11 +78,11 @@ func header(t *testing.T, tlvs ...proxyproto.TLV) *proxyproto.Header {
 // dialVia connects like a load balancer would: raw bytes first (a PROXY
 // header, or anything), then TLS.
 func (e *env) dialVia(service, sni string, prefix []byte) (*tls.Conn, *bufio.Reader, error) {
-	raw, err := net.DialTimeout("tcp", e.addr(service), 5*time.Second)
+	raw, err := net.DialTimeout("tcp", e.addr(service), testenv.WaitTimeout)
 	if err != nil {
 		return nil, nil, err
 	}
-	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	raw.SetDeadline(time.Now().Add(testenv.WaitTimeout))
 	if _, err := raw.Write(prefix); err != nil {
 		raw.Close()
 		return nil, nil, err
@@ -274,13 +275,12 @@ func TestSlowProxyHeaderIsBoundedByTheHandshakeTimeout(t *testing.T) {
 	}
 	defer raw.Close()
 	raw.Write([]byte("\r\n\r\n")) // the start of a v2 signature, then nothing
-	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
-	start := time.Now()
+	// Closed by the handshake timeout (300 ms), not left to go-proxyproto's
+	// own 10 s default: the bound between the two leaves a busy machine
+	// seconds of slack.
+	raw.SetReadDeadline(time.Now().Add(8 * time.Second))
 	if _, err := raw.Read(make([]byte, 1)); err == nil || strings.Contains(err.Error(), "timeout") {
-		t.Fatalf("the ingress did not close a stalled header: %v", err)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("closed after %v, want about the handshake timeout", d)
+		t.Fatalf("the ingress did not close a stalled header within 8 s: %v", err)
 	}
 	e.waitCount("bolt", "proxy_protocol_error", 1)
 }

@@ -5,36 +5,19 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/neo4j/private-ingress/internal/loopback"
+	"github.com/neo4j/private-ingress/internal/testenv"
 )
-
-// needTool skips when a command-line client is missing; .ci/run installs them.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if ci() {
-			t.Fatalf("%s is not installed; .ci/run must install it", name)
-		}
-		t.Skipf("%s is not installed", name)
-	}
-	return path
-}
-
-func ci() bool { return strings.EqualFold(os.Getenv("CI"), "true") }
 
 // startHTTPBackend serves HTTP/1.1 and cleartext HTTP/2 (prior knowledge),
 // as a backend behind a service offering h2 must.
 func startHTTPBackend(t *testing.T, name string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := loopback.Listen(t)
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -50,7 +33,7 @@ func startHTTPBackend(t *testing.T, name string) string {
 }
 
 func TestCurlThroughHTTPS(t *testing.T) {
-	curl := needTool(t, "curl")
+	curl := testenv.Command(t, "curl")
 	backend := startHTTPBackend(t, "abcd1234")
 	e := startEnv(t, fmt.Sprintf(`
 instances:
@@ -66,7 +49,7 @@ instances:
 	} {
 		t.Run(tc.service+tc.flag, func(t *testing.T) {
 			_, port, _ := net.SplitHostPort(e.addr(tc.service))
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 			defer cancel()
 			out, err := exec.CommandContext(ctx, curl, "-sS", "--fail", tc.flag,
 				"--cacert", e.caFile,
@@ -92,7 +75,7 @@ instances:
 }
 
 func TestOpenSSLCipherPolicy(t *testing.T) {
-	openssl := needTool(t, "openssl")
+	openssl := testenv.Command(t, "openssl")
 	a := startBackend(t, "a")
 	e := startEnv(t, twoInstances(a, a))
 	for _, tc := range []struct {
@@ -113,7 +96,7 @@ func TestOpenSSLCipherPolicy(t *testing.T) {
 		{"TLS 1.1", []string{"-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 			defer cancel()
 			args := append([]string{"s_client", "-connect", e.addr("bolt"),
 				"-servername", fqdn("abcd1234"), "-CAfile", e.caFile, "-verify_return_error"}, tc.args...)

@@ -7,11 +7,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/neo4j/private-ingress/internal/testenv"
 )
 
 // waitFor bounds every wait on the watcher. It is generous: nothing in
 // these tests sleeps, the bound only turns a lost event into a failure.
-const waitFor = 5 * time.Second
+const waitFor = testenv.WaitTimeout
 
 type reload struct {
 	t   *Table
@@ -183,8 +185,9 @@ func TestWatcherRun(t *testing.T) {
 
 	// 1. A new file, replaced by rename, is published. Run has no "ready"
 	// signal and events before its watch is in place are lost, so the same
-	// content is written again until it is seen; once published, the
-	// identical rewrites are ignored (that is what step 2 checks too).
+	// content is written again (the ticker paces the rewrites) until it is
+	// seen; once published, the identical rewrites are ignored (that is
+	// what step 2 checks too).
 	v2 := testRoutes + "  - {dbid: new1, orch: \"0000\", backends: {bolt: [\"10.0.2.1:7687\"]}}\n"
 	replaceFile(t, w.Path, v2)
 	retry := time.NewTicker(200 * time.Millisecond)

@@ -9,15 +9,17 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/neo4j/private-ingress/dnsstub"
 	"github.com/neo4j/private-ingress/internal/pebbletest"
-	"github.com/neo4j/private-ingress/routing"
+	"github.com/neo4j/private-ingress/internal/testenv"
 	"github.com/neo4j/private-ingress/tlsconfig"
 
 	"github.com/neo4j/private-ingress/internal/loopback"
@@ -25,20 +27,113 @@ import (
 
 const wildcard = "*.production-orch-0000.neo4j.io"
 
-// startStub serves the zone whose _acme-challenge records the store
-// publishes, as `ingress serve` does.
-func startStub(t *testing.T) *dnsstub.Server {
+// challengeDNS is the DNS server of the zone the challenge names are in,
+// as much of one as certmagic and Pebble ask of it: the SOA at the apex
+// (in the answer section: that is how certmagic finds the zone), NS, the
+// TXT records the store publishes through it, NODATA or NXDOMAIN with the
+// SOA for other names in the zone, REFUSED outside. It listens on one
+// port for UDP and TCP (Pebble asks over TCP, several at once).
+type challengeDNS struct {
+	zone string // fully qualified, lower case
+	addr string
+	mu   sync.Mutex
+	txt  map[string][]string // lower-case FQDN → values
+}
+
+var _ tlsconfig.ChallengePublisher = (*challengeDNS)(nil)
+
+func startChallengeDNS(t *testing.T, zone string) *challengeDNS {
 	t.Helper()
-	s := dnsstub.New(dnsstub.Options{
-		Config:    dnsstub.Config{Address: "127.0.0.1:0", AnswerIPv4: []string{"127.0.0.1"}, TTL: 60},
-		Namespace: routing.Namespace{Domain: "neo4j.io", Orchestras: []string{"0000"}},
-	})
-	if err := s.Listen(context.Background()); err != nil {
-		t.Fatal(err)
+	d := &challengeDNS{zone: dns.CanonicalName(zone), txt: map[string][]string{}}
+	var ln net.Listener
+	var pc net.PacketConn
+	for try := 1; ; try++ { // the TCP listener's port may be taken for UDP
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if pc, err = net.ListenPacket("udp", ln.Addr().String()); err == nil {
+			break
+		}
+		ln.Close()
+		if try == 10 {
+			t.Fatal(err)
+		}
 	}
-	go s.Serve()
-	t.Cleanup(func() { s.Shutdown(context.Background()) })
-	return s
+	d.addr = ln.Addr().String()
+	for _, srv := range []*dns.Server{
+		{Listener: ln, Handler: d, MaxTCPQueries: -1},
+		{PacketConn: pc, Handler: d},
+	} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		go srv.ActivateAndServe()
+		<-started // else Shutdown, at the end of the test, would find nothing to stop
+		t.Cleanup(func() { srv.Shutdown() })
+	}
+	return d
+}
+
+func (d *challengeDNS) AddTXT(_ context.Context, name, value string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := dns.CanonicalName(name)
+	if !slices.Contains(d.txt[k], value) {
+		d.txt[k] = append(d.txt[k], value)
+	}
+	return nil
+}
+
+func (d *challengeDNS) RemoveTXT(_ context.Context, name, value string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := dns.CanonicalName(name)
+	d.txt[k] = slices.DeleteFunc(d.txt[k], func(v string) bool { return v == value })
+	if len(d.txt[k]) == 0 {
+		delete(d.txt, k)
+	}
+	return nil
+}
+
+func (d *challengeDNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	if len(r.Question) != 1 {
+		m.Rcode = dns.RcodeFormatError
+		w.WriteMsg(m)
+		return
+	}
+	m.Authoritative = true
+	q := r.Question[0]
+	name := dns.CanonicalName(q.Name)
+	hdr := func(t uint16) dns.RR_Header {
+		return dns.RR_Header{Name: q.Name, Rrtype: t, Class: dns.ClassINET, Ttl: 60}
+	}
+	soa := &dns.SOA{Hdr: hdr(dns.TypeSOA), Ns: "ns1." + d.zone, Mbox: "hostmaster." + d.zone,
+		Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 60}
+	soa.Hdr.Name = d.zone
+	d.mu.Lock()
+	values := slices.Clone(d.txt[name])
+	d.mu.Unlock()
+	switch {
+	case !dns.IsSubDomain(d.zone, name):
+		m.Authoritative = false
+		m.Rcode = dns.RcodeRefused
+	case name == d.zone && q.Qtype == dns.TypeSOA:
+		m.Answer = append(m.Answer, soa)
+	case name == d.zone && q.Qtype == dns.TypeNS:
+		m.Answer = append(m.Answer, &dns.NS{Hdr: hdr(dns.TypeNS), Ns: "ns1." + d.zone})
+	case q.Qtype == dns.TypeTXT && len(values) > 0:
+		for _, v := range values {
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr(dns.TypeTXT), Txt: []string{v}})
+		}
+	default:
+		if name != d.zone && len(values) == 0 {
+			m.Rcode = dns.RcodeNameError
+		}
+		m.Ns = append(m.Ns, soa)
+	}
+	w.WriteMsg(m)
 }
 
 // echoTLS serves cfg on loopback and echoes lines.
@@ -52,11 +147,11 @@ func dialLeaf(addr string, roots *x509.CertPool, mod func(*tls.Config)) (*tls.Co
 	if mod != nil {
 		mod(cfg)
 	}
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: testenv.WaitTimeout}, "tcp", addr, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	c.SetDeadline(time.Now().Add(20 * time.Second))
+	c.SetDeadline(time.Now().Add(testenv.WaitTimeout))
 	return c, c.ConnectionState().PeerCertificates[0], nil
 }
 
@@ -66,48 +161,55 @@ func rsaOnlyTLS12(c *tls.Config) {
 }
 
 // TestACMEWithPebble: a store with no certificate obtains the wildcard in
-// both key types from a real ACME server over DNS-01 answered by the stub,
-// serves each to the clients that support it, and renews without cutting
-// an open connection.
+// both key types from a real ACME server over DNS-01 (the challenges
+// published through challengeDNS), serves each to the clients that
+// support it, and renews without cutting an open connection.
 func TestACMEWithPebble(t *testing.T) {
-	stub := startStub(t)
-	pebble := pebbletest.Start(t, stub.Addr())
+	testenv.External(t) // before starting what Pebble needs
+	zone := startChallengeDNS(t, "production-orch-0000.neo4j.io")
+	pebble := pebbletest.Start(t, zone.addr)
 	reg := prometheus.NewRegistry()
 	store := tlsconfig.NewStore(zaptest.NewLogger(t), tlsconfig.NewMetrics(reg))
 	t.Cleanup(store.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	err := store.ManageACME(ctx, tlsconfig.ACME{Directory: pebble.Directory, Email: "ops@example.com", CARoot: pebble.CAFile, Storage: t.TempDir()},
-		tlsconfig.ACMEOptions{Names: []string{wildcard}, Publisher: stub.TXT(), Resolver: stub.Addr()})
+		tlsconfig.ACMEOptions{Names: []string{wildcard}, Publisher: zone, Resolver: zone.addr})
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := echoTLS(t, store.ServerConfig(nil))
 	roots := pebble.Roots(t)
 
-	// Both leaves arrive in the background.
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		c13, leaf13, err13 := dialLeaf(addr, roots, nil)
-		c12, leaf12, err12 := dialLeaf(addr, roots, rsaOnlyTLS12)
+	// Both leaves arrive in the background: wait for certmagic to report
+	// them obtained (cheap to look at), then for both to be served. It can
+	// take a minute and a half, as certmagic retries a failed attempt
+	// about a minute later.
+	if !testenv.Poll(90*time.Second, func() bool { return renewals(t, reg, "ok") >= 2 }) {
+		t.Fatalf("Pebble issued %v certificates (and %v attempts failed), want 2", renewals(t, reg, "ok"), renewals(t, reg, "error"))
+	}
+	var err13, err12 error
+	var leaf13, leaf12 *x509.Certificate
+	if !testenv.Poll(testenv.WaitTimeout, func() bool {
+		var c13, c12 *tls.Conn
+		c13, leaf13, err13 = dialLeaf(addr, roots, nil)
+		c12, leaf12, err12 = dialLeaf(addr, roots, rsaOnlyTLS12)
 		if err13 == nil {
 			c13.Close()
 		}
 		if err12 == nil {
 			c12.Close()
 		}
-		if err13 == nil && err12 == nil {
-			if _, ok := leaf13.PublicKey.(*ecdsa.PublicKey); ok {
-				if _, ok := leaf12.PublicKey.(*rsa.PublicKey); !ok {
-					t.Fatalf("an RSA-only TLS 1.2 client got a %T leaf", leaf12.PublicKey)
-				}
-				break
-			}
+		if err13 != nil || err12 != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ECDSA and RSA leaves from Pebble: TLS 1.3: %v, TLS 1.2: %v", err13, err12)
-		}
-		time.Sleep(200 * time.Millisecond)
+		_, ecdsaLeaf := leaf13.PublicKey.(*ecdsa.PublicKey)
+		return ecdsaLeaf
+	}) {
+		t.Fatalf("no ECDSA and RSA leaves served: TLS 1.3: %v, TLS 1.2: %v", err13, err12)
+	}
+	if _, ok := leaf12.PublicKey.(*rsa.PublicKey); !ok {
+		t.Fatalf("an RSA-only TLS 1.2 client got a %T leaf", leaf12.PublicKey)
 	}
 
 	// An open connection survives a forced renewal; new handshakes get the
@@ -168,4 +270,26 @@ func TestACMEWithPebble(t *testing.T) {
 	if !keys["RSA-2048"] || !keys["ECDSA-P-256"] {
 		t.Errorf("expiry series for %s by key %v, want RSA-2048 and ECDSA-P-256", wildcard, keys)
 	}
+}
+
+// renewals is ingress_certificate_renewals_total{result}.
+func renewals(t *testing.T, reg *prometheus.Registry, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "ingress_certificate_renewals_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

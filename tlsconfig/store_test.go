@@ -23,6 +23,7 @@ import (
 
 	"github.com/neo4j/private-ingress/internal/loopback"
 	"github.com/neo4j/private-ingress/internal/opensslsign"
+	"github.com/neo4j/private-ingress/internal/testenv"
 )
 
 const name = "abcd1234.production-orch-0000.neo4j.io"
@@ -61,7 +62,7 @@ func dialLeaf(t *testing.T, addr string, roots *x509.CertPool) (*tls.Conn, *x509
 	if err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(testenv.WaitTimeout))
 	return c, c.ConnectionState().PeerCertificates[0]
 }
 
@@ -126,8 +127,9 @@ func TestStoreServesAndReloadsOnChange(t *testing.T) {
 	defer cancel()
 	reloaded := make(chan error, 4)
 	go s.Watch(ctx, func(err error) { reloaded <- err })
-	// Watch starts asynchronously: move the files again until it has seen them.
-	deadline := time.After(10 * time.Second)
+	// Watch starts asynchronously: move the files again until it has seen
+	// them (the second case paces the moves).
+	deadline := time.After(testenv.WaitTimeout)
 wait:
 	for {
 		install(second)
@@ -321,26 +323,44 @@ func TestWatchFollowsNewDirectories(t *testing.T) {
 	}
 	reloads := make(chan error, 16)
 	go s.Watch(ctx, func(err error) { reloads <- err })
-	time.Sleep(100 * time.Millisecond)
+	// Let the watch start on the first directory, so that SetFiles below
+	// moves a running watch (the case under test), not one yet to start.
+	testenv.WaitFor(t, "the watch to start", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.dirsChanged != nil
+	})
 	if err := s.SetFiles(ctx, []CertFiles{{Cert: b.Cert, Key: b.Key}}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // the watch moves to the new directory
-	if _, err := WriteDevCerts(filepath.Join(second, "next"), wildcard); err != nil {
+	next := t.TempDir()
+	if _, err := WriteDevCerts(next, wildcard); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"tls.crt", "tls.key"} {
-		data, _ := os.ReadFile(filepath.Join(second, "next", f))
-		os.WriteFile(filepath.Join(second, f+".tmp"), data, 0o600)
-		os.Rename(filepath.Join(second, f+".tmp"), filepath.Join(second, f))
-	}
-	select {
-	case err := <-reloads:
-		if err != nil {
-			t.Fatalf("reload: %v", err)
+	// The watch moves to the new directory in the background, with no
+	// signal when it is in place: replace the pair until a reload is
+	// heard. Nothing changes in the first directory, so a reload can only
+	// come from a watch on the second.
+	replace := func() {
+		for _, f := range []string{"tls.crt", "tls.key"} {
+			data, _ := os.ReadFile(filepath.Join(next, f))
+			os.WriteFile(filepath.Join(second, f+".tmp"), data, 0o600)
+			os.Rename(filepath.Join(second, f+".tmp"), filepath.Join(second, f))
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a change in the directory SetFiles added was not seen")
+	}
+	deadline := time.After(testenv.WaitTimeout)
+	for {
+		replace()
+		select {
+		case err := <-reloads:
+			if err != nil {
+				t.Fatalf("reload: %v", err)
+			}
+			return
+		case <-time.After(time.Second): // paces the replacements
+		case <-deadline:
+			t.Fatal("a change in the directory SetFiles added was not seen")
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -13,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neo4j/private-ingress/internal/loopback"
 	"github.com/neo4j/private-ingress/internal/pebbletest"
+	"github.com/neo4j/private-ingress/internal/testenv"
 )
 
 // TestServeObtainsItsCertificateFromACME: `ingress serve` with tls.acme and
@@ -21,24 +24,30 @@ import (
 // which validates DNS-01 against the ingress's own DNS stub; then curl and
 // TLS clients that trust Pebble's root reach a database through it.
 func TestServeObtainsItsCertificateFromACME(t *testing.T) {
-	curl := needCommand(t, "curl")
-	bin := e2eBinary(t)
+	curl := testenv.Command(t, "curl")
+	bin := ingressBin.Path(t)
 	dir := t.TempDir()
-	dnsAddr, httpsAddr, adminAddr := e2eFreeAddr(t), e2eFreeAddr(t), e2eFreeAddr(t)
-	pebble := pebbletest.Start(t, dnsAddr)
+	// Pebble needs the DNS server's address when it starts, the ingress
+	// Pebble's directory: Pebble asks a forwarder of this test's, which
+	// learns the stub's address from the ingress's start-up line.
+	stub := make(chan string, 1)
+	pebble := pebbletest.Start(t, forwardTCP(t, stub))
 	backend := e2eHTTPBackend(t, "a")
 	writeRoutes(t, filepath.Join(dir, "routes.yaml"), fmt.Sprintf(`instances:
   - {dbid: abcd1234, orch: "0000", public: true, backends: {https: [%q]}}
 `, backend))
 	os.WriteFile(filepath.Join(dir, "ingress.yaml"), []byte(fmt.Sprintf(`orchestras: ["0000"]
-listeners: [{service: https, address: %q, alpn: ["http/1.1"]}]
+listeners: [{service: https, address: "127.0.0.1:0", alpn: ["http/1.1"]}]
 tls:
   acme: {directory: %q, email: ops@example.com, ca_root: %q}
-dns: {address: %q, answer_ipv4: ["127.0.0.1"]}
-admin: {address: %q}
-`, httpsAddr, pebble.Directory, pebble.CAFile, dnsAddr, adminAddr)), 0o644)
+dns: {address: "127.0.0.1:0", answer_ipv4: ["127.0.0.1"]}
+admin: {address: "127.0.0.1:0"}
+`, pebble.Directory, pebble.CAFile)), 0o644)
 
 	_, logs, _ := runBinary(t, bin, "serve", "-config", filepath.Join(dir, "ingress.yaml"))
+	addrs := startedAddrs(t, logs.String)
+	httpsAddr := addrs["https"]
+	stub <- addrs["dns"]
 	roots := pebble.Roots(t)
 	host := "abcd1234.production-orch-0000.neo4j.io"
 	leaf := func(mod func(*tls.Config)) (any, error) {
@@ -46,7 +55,7 @@ admin: {address: %q}
 		if mod != nil {
 			mod(cfg)
 		}
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", httpsAddr, cfg)
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", httpsAddr, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -58,20 +67,20 @@ admin: {address: %q}
 		c.CipherSuites = []uint16{tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384}
 	}
 	// Both leaves arrive in the background: ECDSA for TLS 1.3 clients,
-	// RSA for a TLS 1.2 client that offers only ECDHE_RSA suites.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		key13, err13 := leaf(nil)
-		key12, err12 := leaf(rsaOnly)
+	// RSA for a TLS 1.2 client that offers only ECDHE_RSA suites. Two
+	// orders with DNS-01 validation take longer than testenv.WaitTimeout
+	// on a busy machine (certmagic's propagation checks alone start ~2 s
+	// after publishing and retry after a minute): a wider failure bound.
+	var key13, key12 any
+	var err13, err12 error
+	if !testenv.Poll(3*time.Minute, func() bool {
+		key13, err13 = leaf(nil)
+		key12, err12 = leaf(rsaOnly)
 		_, ecdsaLeaf := key13.(*ecdsa.PublicKey)
 		_, rsaLeaf := key12.(*rsa.PublicKey)
-		if ecdsaLeaf && rsaLeaf {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ECDSA and RSA certificates from ACME in time: %T %v, %T %v", key13, err13, key12, err12)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return ecdsaLeaf && rsaLeaf
+	}) {
+		t.Fatalf("no ECDSA and RSA certificates from ACME in time: %T %v, %T %v", key13, err13, key12, err12)
 	}
 
 	// As a user would: curl trusting the ACME server's root.
@@ -85,4 +94,38 @@ admin: {address: %q}
 	if !strings.Contains(logs.String(), "certificate obtained successfully") {
 		t.Errorf("the log does not say the certificate was obtained")
 	}
+}
+
+// forwardTCP listens on 127.0.0.1 and forwards each connection to the
+// address that arrives on target, once it has: a stable address for a
+// server whose own address is known only after it started.
+func forwardTCP(t *testing.T, target <-chan string) string {
+	t.Helper()
+	known := make(chan struct{})
+	var addr string
+	go func() {
+		select {
+		case addr = <-target:
+			close(known)
+		case <-t.Context().Done():
+		}
+	}()
+	return loopback.Serve(t, loopback.Listen(t), func(c net.Conn) {
+		defer c.Close()
+		select {
+		case <-known:
+		case <-t.Context().Done():
+			return
+		}
+		b, err := net.Dial("tcp", addr)
+		if err != nil {
+			return
+		}
+		defer b.Close()
+		go func() {
+			io.Copy(b, c)
+			b.(*net.TCPConn).CloseWrite()
+		}()
+		io.Copy(c, b)
+	})
 }

@@ -6,10 +6,12 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,6 +33,7 @@ import (
 	"github.com/neo4j/private-ingress/tlsconfig"
 
 	"github.com/neo4j/private-ingress/internal/loopback"
+	"github.com/neo4j/private-ingress/internal/testenv"
 )
 
 var chaosScale = flag.Int("chaos.scale", 1, "multiply the reliability suite's sizes")
@@ -53,7 +56,8 @@ type chaosIngress struct {
 // that runs it (prlimit, say).
 func startChaosIngress(t *testing.T, routes string, extra string, wrap ...string) *chaosIngress {
 	t.Helper()
-	bin := e2eBinary(t)
+	testenv.External(t)
+	bin := ingressBin.Path(t)
 	dir := t.TempDir()
 	files, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"})
 	if err != nil {
@@ -62,14 +66,18 @@ func startChaosIngress(t *testing.T, routes string, extra string, wrap ...string
 	caPEM, _ := os.ReadFile(files.CA)
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
-	c := &chaosIngress{t: t, dir: dir, bolt: e2eFreeAddr(t), admin: e2eFreeAddr(t), roots: roots,
+	c := &chaosIngress{t: t, dir: dir, roots: roots,
 		routesPath: filepath.Join(dir, "routes.yaml"), log: filepath.Join(dir, "ingress.log"), exited: make(chan error, 1)}
 	writeRoutes(t, c.routesPath, routes)
+	// Ports chosen by the kernel, read back from the log. Two different
+	// configured addresses: a hand-over passes each socket on under its
+	// configured address, so two sockets both configured as 127.0.0.1:0
+	// would be confused in the new process.
 	cfg := fmt.Sprintf(`orchestras: ["0000"]
-listeners: [{service: bolt, address: %q}]
+listeners: [{service: bolt, address: "127.0.0.1:0"}]
 tls: {certificates: [{cert: %q, key: %q}]}
-admin: {address: %q}
-%s`, c.bolt, files.Cert, files.Key, c.admin, extra)
+admin: {address: "127.0.0.2:0"}
+%s`, files.Cert, files.Key, extra)
 	os.WriteFile(filepath.Join(dir, "ingress.yaml"), []byte(cfg), 0o644)
 	logFile, err := os.Create(c.log)
 	if err != nil {
@@ -90,7 +98,9 @@ admin: {address: %q}
 			t.Logf("ingress log:\n%s", out)
 		}
 	})
-	eventually(t, "/readyz 200", func() bool { return c.readyz() == 200 })
+	addrs := startedAddrs(t, c.logText)
+	c.bolt, c.admin = addrs["bolt"], addrs["admin"]
+	testenv.WaitFor(t, "/readyz 200", func() bool { return c.readyz() == 200 })
 	return c
 }
 
@@ -132,12 +142,12 @@ func (c *chaosIngress) metric(prefix string) float64 {
 
 // dial opens a TLS connection to the bolt listener for dbid.
 func (c *chaosIngress) dial(dbid string) (*tls.Conn, error) {
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", c.bolt,
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: testenv.WaitTimeout}, "tcp", c.bolt,
 		&tls.Config{ServerName: dbid + ".production-orch-0000.neo4j.io", RootCAs: c.roots})
 	if err != nil {
 		return nil, err
 	}
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	conn.SetDeadline(time.Now().Add(testenv.WaitTimeout))
 	return conn, nil
 }
 
@@ -167,8 +177,9 @@ func (c *chaosIngress) logText() string {
 // starts a new process on the same sockets, the old one drains and exits
 // 0, and no connection attempt fails.
 func TestRestartHandsOverTheSockets(t *testing.T) {
+	testenv.External(t)
 	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "timeouts: {drain: 10s}\n")
-	var attempts, failures atomic.Int64
+	var done, failures atomic.Int64
 	var firstErr atomic.Value
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -180,16 +191,17 @@ func TestRestartHandsOverTheSockets(t *testing.T) {
 					return
 				default:
 				}
-				attempts.Add(1)
 				if err := c.ping(); err != nil {
 					failures.Add(1)
 					firstErr.CompareAndSwap(nil, err)
 				}
-				time.Sleep(5 * time.Millisecond)
+				done.Add(1)
+				time.Sleep(5 * time.Millisecond) // pacing: a steady rate, not a flood
 			}
 		})
 	}
-	time.Sleep(500 * time.Millisecond)
+	// The old process serves the load, then hands over under it.
+	testenv.WaitFor(t, "the load to run against the old process", func() bool { return done.Load() >= 20 })
 	start := time.Now()
 	c.cmd.Process.Signal(syscall.SIGUSR2)
 	select {
@@ -197,7 +209,7 @@ func TestRestartHandsOverTheSockets(t *testing.T) {
 		if err != nil {
 			t.Errorf("the old process exited with %v, want 0", err)
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * testenv.WaitTimeout): // a failure bound: the new process's start, then the drain
 		t.Fatal("the old process did not exit after the hand-over")
 	}
 	took := time.Since(start)
@@ -207,13 +219,15 @@ func TestRestartHandsOverTheSockets(t *testing.T) {
 	}
 	pid, _ := strconv.Atoi(newPID[1])
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
-	time.Sleep(500 * time.Millisecond) // the new process alone
+	// The new process alone serves the load for a while too.
+	after := done.Load()
+	testenv.WaitFor(t, "the load to run against the new process alone", func() bool { return done.Load() >= after+20 })
 	close(stop)
 	wg.Wait()
 	t.Logf("hand-over restart: %d connection attempts, %d failed; old process gone %v after SIGUSR2",
-		attempts.Load(), failures.Load(), took.Round(time.Millisecond))
+		done.Load(), failures.Load(), took.Round(time.Millisecond))
 	if failures.Load() != 0 {
-		t.Errorf("%d of %d attempts failed during the hand-over; first: %v", failures.Load(), attempts.Load(), firstErr.Load())
+		t.Errorf("%d of %d attempts failed during the hand-over; first: %v", failures.Load(), done.Load(), firstErr.Load())
 	}
 	if c.readyz() != 200 {
 		t.Error("the new process is not ready")
@@ -225,8 +239,11 @@ func TestRestartHandsOverTheSockets(t *testing.T) {
 // new ones at once, turns /readyz 503, lets the open ones finish, and the
 // process exits 0 within the drain timeout.
 func TestSIGTERMDrainsOpenConnections(t *testing.T) {
+	testenv.External(t)
 	n := 500 * *chaosScale
-	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "timeouts: {drain: 20s}\n")
+	// The drain timeout is a failure bound here: the process must exit
+	// because the connections finished, long before it.
+	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "timeouts: {drain: 2m}\n")
 	conns := make([]*tls.Conn, 0, n)
 	for range n {
 		conn, err := c.dial("abcd1234")
@@ -235,12 +252,12 @@ func TestSIGTERMDrainsOpenConnections(t *testing.T) {
 		}
 		conns = append(conns, conn)
 	}
-	eventually(t, "the connections to be counted", func() bool {
+	testenv.WaitFor(t, "the connections to be counted", func() bool {
 		return c.metric(`ingress_active_connections{service="bolt"}`) == float64(n)
 	})
 	start := time.Now()
 	c.cmd.Process.Signal(syscall.SIGTERM)
-	eventually(t, "new connections to be refused", func() bool {
+	testenv.WaitFor(t, "new connections to be refused", func() bool {
 		conn, err := net.DialTimeout("tcp", c.bolt, time.Second)
 		if err == nil {
 			conn.Close()
@@ -253,6 +270,7 @@ func TestSIGTERMDrainsOpenConnections(t *testing.T) {
 	}
 	// Every open connection still works, then finishes.
 	for i, conn := range conns {
+		conn.SetDeadline(time.Now().Add(testenv.WaitTimeout))
 		fmt.Fprintf(conn, "last words %d\n", i)
 		line, err := bufio.NewReader(conn).ReadString('\n')
 		if err != nil || line != fmt.Sprintf("last words %d\n", i) {
@@ -265,8 +283,8 @@ func TestSIGTERMDrainsOpenConnections(t *testing.T) {
 		if err != nil {
 			t.Errorf("exit: %v, want 0", err)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the process did not exit within the drain timeout")
+	case <-time.After(testenv.WaitTimeout): // a failure bound, well within the drain timeout
+		t.Fatal("the process did not exit after its last connection closed")
 	}
 	t.Logf("SIGTERM with %d open connections: new ones refused after %v, all %d finished, exit 0 after %v",
 		n, refusedAfter.Round(time.Millisecond), n, time.Since(start).Round(time.Millisecond))
@@ -274,15 +292,19 @@ func TestSIGTERMDrainsOpenConnections(t *testing.T) {
 
 // TestStreamsSurviveReloads: connections stream checksummed data both
 // ways while the routes are rewritten again and again and the certificate
-// once: every byte arrives and no connection is cut.
+// once: every byte arrives and no connection is cut. Every stream runs
+// from before the first reload until after the last, however slow the
+// machine: it keeps going until the reloads are done.
 func TestStreamsSurviveReloads(t *testing.T) {
-	conns, perConn := 200*(*chaosScale), 256<<10
+	testenv.External(t)
+	const chunk, minChunks = 4096, 64 // at least 256 KiB each way per stream
+	conns := 200 * (*chaosScale)
 	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "")
 	backend := e2eEchoBackend(t)
 	var wg sync.WaitGroup
-	var failed atomic.Int64
-	var bytes, finished atomic.Int64
+	var failed, streaming, bytes atomic.Int64
 	errs := make(chan error, conns)
+	reloaded := make(chan struct{}) // closed after the last reload
 	// All connections first: the certificate swap below changes the CA.
 	open := make([]*tls.Conn, conns)
 	for i := range open {
@@ -295,35 +317,48 @@ func TestStreamsSurviveReloads(t *testing.T) {
 	for i, conn := range open {
 		wg.Go(func() {
 			defer conn.Close()
-			data := make([]byte, perConn)
 			rng := rand.New(rand.NewPCG(uint64(i), 1))
-			for j := range data {
-				data[j] = byte(rng.Uint32())
+			sent, echoed := sha256.New(), sha256.New()
+			out, in := make([]byte, chunk), make([]byte, chunk)
+			n := 0 // chunks echoed
+			fail := func(err error) {
+				failed.Add(1)
+				errs <- fmt.Errorf("connection %d after %d chunks: %w", i, n, err)
 			}
-			want := sha256.Sum256(data)
-			go func() {
-				for off := 0; off < len(data); off += 4096 {
-					if _, err := conn.Write(data[off : off+4096]); err != nil {
-						return
-					}
-					time.Sleep(40 * time.Millisecond) // stretch the stream over the reloads
+			for ; ; n++ {
+				if n == 1 {
+					streaming.Add(1) // one chunk through: this stream runs
 				}
-			}()
-			h := sha256.New()
-			if _, err := io.CopyN(h, conn, int64(len(data))); err != nil {
-				failed.Add(1)
-				errs <- fmt.Errorf("connection %d: %w", i, err)
-				return
+				if n >= minChunks {
+					select {
+					case <-reloaded:
+						if string(sent.Sum(nil)) != string(echoed.Sum(nil)) {
+							fail(errors.New("checksum mismatch"))
+						}
+						return
+					default:
+					}
+				}
+				for j := range out {
+					out[j] = byte(rng.Uint32())
+				}
+				conn.SetDeadline(time.Now().Add(testenv.WaitTimeout))
+				if _, err := conn.Write(out); err != nil {
+					fail(err)
+					return
+				}
+				if _, err := io.ReadFull(conn, in); err != nil {
+					fail(err)
+					return
+				}
+				sent.Write(out)
+				echoed.Write(in)
+				bytes.Add(2 * chunk)
+				time.Sleep(10 * time.Millisecond) // pacing: leaves the reloads CPU; not synchronisation
 			}
-			if got := h.Sum(nil); string(got) != string(want[:]) {
-				failed.Add(1)
-				errs <- fmt.Errorf("connection %d: checksum mismatch", i)
-				return
-			}
-			bytes.Add(int64(2 * len(data)))
-			finished.Add(1)
 		})
 	}
+	testenv.WaitFor(t, "every stream to run", func() bool { return streaming.Load()+failed.Load() >= int64(conns) })
 	// SIGHUP reloads at once; the file watcher would fold a burst of
 	// writes into one reload.
 	reloads := 100
@@ -331,7 +366,7 @@ func TestStreamsSurviveReloads(t *testing.T) {
 		writeRoutes(t, c.routesPath, chaosRoutes(backend, i%7))
 		before := c.metric(`ingress_config_reloads_total{result="ok"}`)
 		c.cmd.Process.Signal(syscall.SIGHUP)
-		eventually(t, "the SIGHUP reload", func() bool { return c.metric(`ingress_config_reloads_total{result="ok"}`) > before })
+		testenv.WaitFor(t, "the SIGHUP reload", func() bool { return c.metric(`ingress_config_reloads_total{result="ok"}`) > before })
 		if i == reloads/2 {
 			if _, err := tlsconfig.WriteDevCerts(filepath.Join(c.dir, "new"), []string{"*.production-orch-0000.neo4j.io"}); err != nil {
 				t.Fatal(err)
@@ -343,19 +378,15 @@ func TestStreamsSurviveReloads(t *testing.T) {
 			}
 		}
 	}
-	// The reloads must have happened while the streams ran.
-	running := int64(conns) - finished.Load()
+	close(reloaded)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
 	}
 	reloadsSeen := c.metric(`ingress_config_reloads_total{result="ok"}`)
-	t.Logf("streams under reloads: %d connections (%d still streaming after the last reload), %d MiB checked both ways, %d route files written (%v reloads applied) and one certificate, %d connections cut",
-		conns, running, bytes.Load()>>20, reloads, reloadsSeen, failed.Load())
-	if running == 0 {
-		t.Error("every stream had ended before the reloads did: nothing was tested")
-	}
+	t.Logf("streams under reloads: %d connections streaming throughout, %d MiB checked both ways, %d route files written (%v reloads applied) and one certificate, %d connections cut",
+		conns, bytes.Load()>>20, reloads, reloadsSeen, failed.Load())
 	if reloadsSeen < float64(reloads) {
 		t.Errorf("only %v reloads applied, want at least %d", reloadsSeen, reloads)
 	}
@@ -397,25 +428,50 @@ func blackHole(t *testing.T) string {
 		}
 		t.Cleanup(func() { c.Close() })
 	}
-	if c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond); err == nil {
+	// A probe: a kernel that answers does so at once on loopback.
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()
 		t.Skip("this kernel accepts beyond a full backlog: no loopback black hole")
 	}
 	return addr
 }
 
+// refusingAddr returns a loopback address that refuses connections: a
+// socket bound to it but not listening, kept open until the test ends, so
+// that a connect is answered with a reset (ECONNREFUSED) and nothing else
+// can take the port meanwhile, as it could a port found free and closed.
+func refusingAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+}
+
 // TestBackendFaults: a backend that resets mid-stream, one that never
 // answers a SYN, and an instance whose backends are all down each get
 // their outcome, counted, while another instance is served unharmed.
 func TestBackendFaults(t *testing.T) {
+	testenv.External(t)
 	healthy, resetting, hole := e2eEchoBackend(t), resettingBackend(t), blackHole(t)
 	routes := fmt.Sprintf(`instances:
   - {dbid: healthy1, orch: "0000", public: true, backends: {bolt: [%q]}}
   - {dbid: resets01, orch: "0000", public: true, backends: {bolt: [%q]}}
   - {dbid: blackhol, orch: "0000", public: true, backends: {bolt: [%q]}}
   - {dbid: alldown1, orch: "0000", public: true, backends: {bolt: [%q, %q]}}
-`, healthy, resetting, hole, e2eFreeAddr(t), e2eFreeAddr(t)) // nothing listens on the last two
-	c := startChaosIngress(t, routes, "backend: {dial_timeout: 700ms}\n")
+`, healthy, resetting, hole, refusingAddr(t), refusingAddr(t))
+	// dial_timeout is what ends the black-holed dial; it leaves a busy
+	// machine time to connect to the healthy loopback backends.
+	c := startChaosIngress(t, routes, "backend: {dial_timeout: 2s}\n")
 	healthyPing := func() {
 		t.Helper()
 		conn, err := c.dial("healthy1")
@@ -429,7 +485,9 @@ func TestBackendFaults(t *testing.T) {
 		}
 	}
 
-	// Reset mid-stream: the client's side closes at once, not at a timeout.
+	// Reset mid-stream: the ingress closes the client's side because of
+	// the reset, not at a timeout: before the client's own deadline (no
+	// idle timeout is set, so nothing else would close it).
 	conn, err := c.dial("resets01")
 	if err != nil {
 		t.Fatal(err)
@@ -443,28 +501,30 @@ func TestBackendFaults(t *testing.T) {
 	_, err = io.Copy(io.Discard, r)
 	resetSeen := time.Since(start)
 	conn.Close()
-	if resetSeen > 5*time.Second {
-		t.Errorf("the client learned of the backend's reset after %v", resetSeen)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the client was not told of the backend's reset: still open after %v", resetSeen)
 	}
 	healthyPing()
 
-	// A black-holed backend: bounded by dial_timeout, then the client is closed.
+	// A black-holed backend: bounded by dial_timeout, then the client is
+	// closed, long before its own deadline (the kernel alone would retry
+	// the SYN for about two minutes).
 	for _, dbid := range []string{"blackhol", "alldown1"} {
 		conn, err := c.dial(dbid)
 		if err != nil {
 			t.Fatalf("%s: the handshake itself must succeed: %v", dbid, err)
 		}
 		start := time.Now()
-		n, _ := io.Copy(io.Discard, conn)
+		n, err := io.Copy(io.Discard, conn)
 		conn.Close()
 		took := time.Since(start)
-		if n != 0 || took > 10*time.Second {
-			t.Errorf("%s: %d bytes, closed after %v", dbid, n, took)
+		if n != 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("%s: %d bytes, %v after %v; want the ingress to close the connection", dbid, n, err, took)
 		}
 		t.Logf("%s: client closed %v after the handshake", dbid, took.Round(time.Millisecond))
 		healthyPing()
 	}
-	eventually(t, "both failures counted", func() bool {
+	testenv.WaitFor(t, "both failures counted", func() bool {
 		return c.metric(`ingress_connections_total{result="backend_unavailable",service="bolt"}`) == 2
 	})
 	t.Logf("backend faults: reset seen by the client after %v; black hole and all-down counted as backend_unavailable (%v); dial errors %v",
@@ -477,8 +537,11 @@ func TestBackendFaults(t *testing.T) {
 // succeed, the silent ones are closed at the handshake timeout, and the
 // process comes back to its goroutine count.
 func TestIdleFlood(t *testing.T) {
+	testenv.External(t)
 	n := 5000 * *chaosScale
-	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "timeouts: {handshake: 2s}\n")
+	// The handshake timeout closes the silent connections; the ordinary
+	// clients' handshakes must fit in it too, on a busy machine.
+	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "timeouts: {handshake: 5s}\n")
 	baseGoroutines := c.metric("go_goroutines ")
 	baseRSS := rssKiB(c.cmd.Process.Pid)
 	// The Go runtime raised the soft descriptor limit to the hard one at
@@ -489,16 +552,19 @@ func TestIdleFlood(t *testing.T) {
 	}
 	idle := make([]net.Conn, 0, n)
 	for range n {
-		conn, err := net.DialTimeout("tcp", c.bolt, 5*time.Second)
+		conn, err := net.DialTimeout("tcp", c.bolt, testenv.WaitTimeout)
 		if err != nil {
 			t.Fatalf("opening idle connection %d: %v", len(idle)+1, err)
 		}
 		idle = append(idle, conn)
 	}
-	eventually(t, "the idle connections to be held", func() bool {
-		return c.metric(`ingress_active_connections{service="bolt"}`) >= float64(n)
+	// Every one accepted: held, or already closed at the timeout if
+	// opening them all took that long.
+	testenv.WaitFor(t, "the idle connections to be accepted", func() bool {
+		return c.metric(`ingress_active_connections{service="bolt"}`)+
+			c.metric(`ingress_connections_total{result="handshake_error",service="bolt"}`) >= float64(n)
 	})
-	heldRSS := rssKiB(c.cmd.Process.Pid)
+	heldRSS, held := rssKiB(c.cmd.Process.Pid), c.metric(`ingress_active_connections{service="bolt"}`)
 	for i := range 50 {
 		if err := c.ping(); err != nil {
 			t.Fatalf("ordinary client %d among the idle ones: %v", i, err)
@@ -508,7 +574,7 @@ func TestIdleFlood(t *testing.T) {
 	start := time.Now()
 	var closed int
 	for _, conn := range idle {
-		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		conn.SetReadDeadline(time.Now().Add(testenv.WaitTimeout)) // a failure bound
 		if _, err := conn.Read(make([]byte, 1)); err == io.EOF {
 			closed++
 		}
@@ -519,12 +585,12 @@ func TestIdleFlood(t *testing.T) {
 		t.Errorf("%d of %d idle connections were closed by the ingress", closed, n)
 	}
 	var goroutines float64
-	eventually(t, "the goroutines to return", func() bool {
+	testenv.WaitFor(t, "the goroutines to return", func() bool {
 		goroutines = c.metric("go_goroutines ")
 		return c.metric(`ingress_active_connections{service="bolt"}`) == 0 && goroutines <= baseGoroutines+10
 	})
-	t.Logf("idle flood: %d silent connections held (RSS %d → %d KiB, %.1f KiB each; %d KiB after) and closed within %v of the timeout; 50 ordinary clients served meanwhile; goroutines %v → %v",
-		n, baseRSS, heldRSS, float64(heldRSS-baseRSS)/float64(n), rssKiB(c.cmd.Process.Pid), took.Round(time.Millisecond), baseGoroutines, goroutines)
+	t.Logf("idle flood: %d silent connections (%v held at once: RSS %d → %d KiB, %.1f KiB each; %d KiB after) closed within %v of the timeout; 50 ordinary clients served meanwhile; goroutines %v → %v",
+		n, held, baseRSS, heldRSS, float64(heldRSS-baseRSS)/held, rssKiB(c.cmd.Process.Pid), took.Round(time.Millisecond), baseGoroutines, goroutines)
 }
 
 func rssKiB(pid int) int {
@@ -541,35 +607,63 @@ func rssKiB(pid int) int {
 // of descriptors under load, keeps running (accept errors back off), and
 // serves again as soon as connections close.
 func TestOutOfFileDescriptors(t *testing.T) {
-	prlimit := needCommand(t, "prlimit")
+	testenv.External(t)
+	prlimit := testenv.Command(t, "prlimit")
 	const limit = 96
-	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "timeouts: {handshake: 2s}\n",
+	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "",
 		prlimit, fmt.Sprintf("--nofile=%d:%d", limit, limit), "--")
+	backedOff := func() bool { return strings.Contains(c.logText(), "accept failed; backing off") }
+	// Open proxied connections until one is not served. A connection the
+	// ingress cannot accept waits in the kernel's queue, unanswered, for
+	// as long as the others stay open: it is given up when the ingress
+	// says it backs off, not at a timeout. One it accepts but cannot dial
+	// a backend for is closed at once.
 	var open []*tls.Conn
-	var failed int
-	for range limit {
-		if failed == 3 {
-			break // the limit bites; each failure costs its timeout
+	var failure error
+	for failure == nil {
+		if len(open) == limit {
+			t.Fatalf("%d proxied connections fit in %d descriptors: the limit did not bite", len(open), limit)
 		}
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", c.bolt,
-			&tls.Config{ServerName: "abcd1234.production-orch-0000.neo4j.io", RootCAs: c.roots})
-		if err == nil {
-			conn.SetDeadline(time.Now().Add(3 * time.Second))
-			fmt.Fprintf(conn, "hold\n")
-			_, err = bufio.NewReader(conn).ReadString('\n')
+		ctx, cancel := context.WithCancel(context.Background())
+		result := make(chan error, 1)
+		var conn *tls.Conn
+		go func() {
+			d := tls.Dialer{Config: &tls.Config{ServerName: "abcd1234.production-orch-0000.neo4j.io", RootCAs: c.roots}}
+			nc, err := d.DialContext(ctx, "tcp", c.bolt)
+			if err == nil {
+				conn = nc.(*tls.Conn)
+				conn.SetDeadline(time.Now().Add(testenv.WaitTimeout))
+				fmt.Fprintf(conn, "hold\n")
+				_, err = bufio.NewReader(conn).ReadString('\n')
+				conn.SetDeadline(time.Time{})
+			}
+			result <- err
+		}()
+		var err error
+		answered := false
+		testenv.WaitFor(t, "the connection to be served or refused, or the ingress to back off", func() bool {
+			select {
+			case err = <-result:
+				answered = true
+				return true
+			default:
+				return backedOff()
+			}
+		})
+		cancel()
+		if !answered {
+			if err = <-result; err != nil {
+				err = fmt.Errorf("not accepted (%w)", err)
+			}
 		}
 		if err != nil {
-			failed++
+			failure = err
 			if conn != nil {
 				conn.Close()
 			}
-			continue
+			break
 		}
-		conn.SetDeadline(time.Time{})
 		open = append(open, conn)
-	}
-	if failed == 0 {
-		t.Fatalf("%d proxied connections fit in %d descriptors: the limit did not bite", len(open), limit)
 	}
 	select {
 	case err := <-c.exited:
@@ -580,21 +674,28 @@ func TestOutOfFileDescriptors(t *testing.T) {
 		conn.Close()
 	}
 	// Recovery: ordinary clients again, once descriptors are free.
-	eventually(t, "clients to be served again", func() bool { return c.ping() == nil })
+	testenv.WaitFor(t, "clients to be served again", func() bool { return c.ping() == nil })
 	for i := range 20 {
 		if err := c.ping(); err != nil {
 			t.Fatalf("client %d after recovery: %v", i, err)
 		}
 	}
-	t.Logf("out of descriptors (RLIMIT_NOFILE %d): %d connections held, %d refused or failed, served again after they closed; accept back-off logged: %v",
-		limit, len(open), failed, strings.Contains(c.logText(), "accept failed; backing off"))
+	// The failure was the limit: accepting or dialling a backend failed.
+	dialErrors := c.metric("ingress_backend_dial_errors_total")
+	if !backedOff() && dialErrors == 0 {
+		t.Errorf("connection %d failed (%v), but the ingress neither backed off accepting nor failed to dial a backend", len(open)+1, failure)
+	}
+	t.Logf("out of descriptors (RLIMIT_NOFILE %d): %d connections held, then %v; served again after they closed; accept back-off logged: %v; backend dial errors: %v",
+		limit, len(open), failure, backedOff(), dialErrors)
 }
 
 // TestTLSScan runs testssl.sh against a running ingress and parses its
-// JSON: no finding may be worse than OK or INFO, but for the few below,
-// each with the reason it is not a fault of the ingress.
+// JSON: no finding about the server may be worse than OK or INFO, but for
+// the few accepted below, each with the reason it is not a fault of the
+// ingress. Findings about the scanner itself are not judged.
 func TestTLSScan(t *testing.T) {
-	testssl := needCommand(t, "testssl") // Debian's testssl.sh package
+	testenv.External(t)
+	testssl := testenv.Command(t, "testssl") // Debian's testssl.sh package
 	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "")
 	host, port, _ := net.SplitHostPort(c.bolt)
 	out := filepath.Join(c.dir, "testssl.json")
@@ -606,6 +707,15 @@ func TestTLSScan(t *testing.T) {
 	b, _ := os.ReadFile(out)
 	if err := json.Unmarshal(b, &findings); err != nil || len(findings) < 50 {
 		t.Fatalf("testssl JSON (%d findings): %v (exit %v)\n%s", len(findings), err, runErr, text)
+	}
+	// What testssl.sh says about its own environment, whatever the server:
+	// the ids it emits with fileout_insert_warning before it scans. Not
+	// scanProblem (it also reports a server it cannot scan) nor scanTime
+	// "Scan interrupted" (WARN): those stay judged.
+	scanner := map[string]string{
+		"engine_problem":  "no GOST engine in the scanner's openssl (Debian's libengine-gost-openssl, only recommended)",
+		"old_fart":        "the scanner's openssl is too old to be useful",
+		"too_old_openssl": "the scanner's openssl is too old",
 	}
 	accepted := map[string]string{
 		"TLS_session_ticket": "crypto/tls fixes the ticket lifetime hint at 7 days; the keys rotate every 12 h",
@@ -619,6 +729,10 @@ func TestTLSScan(t *testing.T) {
 		if f.Severity == "OK" || f.Severity == "INFO" || f.Severity == "DEBUG" {
 			continue
 		}
+		if reason, ok := scanner[f.ID]; ok {
+			t.Logf("about the scanner, not judged: %s %s %q: %s", f.ID, f.Severity, f.Finding, reason)
+			continue
+		}
 		if reason, ok := accepted[f.ID]; ok {
 			t.Logf("accepted: %s %s %q: %s", f.ID, f.Severity, f.Finding, reason)
 			continue
@@ -629,11 +743,18 @@ func TestTLSScan(t *testing.T) {
 }
 
 // TestIdleEstablishedConnections measures what an established but idle
-// TLS connection costs the ingress (RSS per connection, both legs held
-// open after one echo), and checks that they all still work afterwards.
+// TLS connection costs the ingress (RSS, and live heap and goroutine
+// stacks after a collection, per connection, both legs held open after
+// one echo), and checks that they all still work afterwards. The figures
+// are a report; the only bound is a ceiling far above them that a gross
+// regression would cross (a buffer of tens of KiB held per idle
+// connection), never a timing.
 func TestIdleEstablishedConnections(t *testing.T) {
+	testenv.External(t)
+	const ceilingKiB = 64 // live heap and stacks per idle connection
 	n := 2000 * *chaosScale
 	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "")
+	c.collectGarbage()
 	base := rssKiB(c.cmd.Process.Pid)
 	baseStack, baseHeap := c.metric("go_memstats_stack_inuse_bytes "), c.metric("go_memstats_heap_inuse_bytes ")
 	conns := make([]*tls.Conn, 0, n)
@@ -648,16 +769,39 @@ func TestIdleEstablishedConnections(t *testing.T) {
 		}
 		conns = append(conns, conn)
 	}
-	time.Sleep(500 * time.Millisecond)
+	testenv.WaitFor(t, "the connections to be counted", func() bool {
+		return c.metric(`ingress_active_connections{service="bolt"}`) == float64(n)
+	})
+	c.collectGarbage() // the handshakes' garbage is no cost of an idle connection
 	held := rssKiB(c.cmd.Process.Pid)
 	stack, heap := c.metric("go_memstats_stack_inuse_bytes "), c.metric("go_memstats_heap_inuse_bytes ")
 	for i, conn := range conns {
+		conn.SetDeadline(time.Now().Add(testenv.WaitTimeout))
 		fmt.Fprintf(conn, "again\n")
 		if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || line != "again\n" {
 			t.Fatalf("connection %d after idling: %q, %v", i, line, err)
 		}
 		conn.Close()
 	}
-	t.Logf("idle established TLS connections: %d held, RSS %d → %d KiB, %.1f KiB per connection (goroutine stacks %.1f KiB, heap %.1f KiB)",
-		n, base, held, float64(held-base)/float64(n), (stack-baseStack)/1024/float64(n), (heap-baseHeap)/1024/float64(n))
+	stackKiB, heapKiB := (stack-baseStack)/1024/float64(n), (heap-baseHeap)/1024/float64(n)
+	t.Logf("idle established TLS connections: %d held, RSS %d → %d KiB, %.1f KiB per connection (goroutine stacks %.1f KiB, live heap %.1f KiB)",
+		n, base, held, float64(held-base)/float64(n), stackKiB, heapKiB)
+	if stackKiB+heapKiB > ceilingKiB {
+		t.Errorf("an idle connection holds %.1f KiB of heap and stacks, over the %d KiB ceiling", stackKiB+heapKiB, ceilingKiB)
+	}
+}
+
+// collectGarbage has the ingress run a garbage collection, through the
+// profiler on its admin address (a heap profile with gc=1).
+func (c *chaosIngress) collectGarbage() {
+	c.t.Helper()
+	resp, err := http.Get("http://" + c.admin + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		c.t.Fatalf("/debug/pprof/heap?gc=1: %s", resp.Status)
+	}
 }

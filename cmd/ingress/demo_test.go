@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/neo4j/private-ingress/internal/demo"
+	"github.com/neo4j/private-ingress/internal/testenv"
 )
 
 // startDemo runs `ingress demo` in-process on ephemeral loopback ports and
@@ -44,7 +44,7 @@ func startDemo(t *testing.T) (addrs map[string]string, printed string) {
 	case err := <-done:
 		stopped = true
 		t.Fatalf("demo stopped: %v\n%s", err, logs.String())
-	case <-time.After(30 * time.Second):
+	case <-time.After(testenv.WaitTimeout): // a failure bound
 		t.Fatal("demo did not start")
 	}
 	return nil, ""
@@ -54,12 +54,7 @@ func startDemo(t *testing.T) (addrs map[string]string, printed string) {
 // into a shell, as a newcomer would, and checks what each one shows.
 func TestDemoPrintedCommandsWork(t *testing.T) {
 	for _, tool := range []string{"bash", "dig", "curl", "nc", "openssl", "grep"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not installed; .ci/run must install it", tool)
-			}
-			t.Skipf("%s is not installed", tool)
-		}
+		testenv.Command(t, tool)
 	}
 	_, printed := startDemo(t)
 	// What each command must show, by a word that only it contains.

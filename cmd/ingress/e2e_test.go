@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -21,43 +22,56 @@ import (
 	"github.com/neo4j/private-ingress/tlsconfig"
 
 	"github.com/neo4j/private-ingress/internal/loopback"
+	"github.com/neo4j/private-ingress/internal/testenv"
 )
 
-// e2eBinary builds the ingress once per test run.
-// needCommand finds a command-line tool: a test without it skips, but fails
-// in CI, where .ci/run installs it.
-func needCommand(t *testing.T, name string) string {
+// ingressBin is the binary the end-to-end tests run, built once for the
+// package on the first test that asks for it.
+var ingressBin = testenv.NewBinary(".")
+
+// TestMain removes the binary after the tests. m.Run parses the flags
+// (-update, -chaos.scale), as the default test main would.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	ingressBin.Remove()
+	os.Exit(code)
+}
+
+// startedAddrs waits for the start-up line a process of the binary logs
+// once it serves ("ingress started" from serve, "dns stub started" from
+// dns) and returns its string fields: "admin", "dns" and one per listener
+// service ("bolt", "https", ...), each the address actually bound. The
+// tests configure every address as 127.0.0.1:0 and learn the port here,
+// instead of picking a free one and hoping it stays free. The first such
+// line counts: a process started by a hand-over logs its own later.
+func startedAddrs(t *testing.T, logs func() string) map[string]string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not installed; .ci/run must install it", name)
+	var addrs map[string]string
+	testenv.WaitFor(t, "the start-up line in the log", func() bool {
+		addrs = parseStarted(logs())
+		return addrs != nil
+	})
+	return addrs
+}
+
+func parseStarted(logs string) map[string]string {
+	for line := range strings.Lines(logs) {
+		var fields map[string]any
+		if json.Unmarshal([]byte(line), &fields) != nil {
+			continue // not JSON, or not all written yet
 		}
-		t.Skipf("%s is not installed", name)
+		if msg := fields["msg"]; msg != "ingress started" && msg != "dns stub started" {
+			continue
+		}
+		addrs := map[string]string{}
+		for k, v := range fields {
+			if s, ok := v.(string); ok {
+				addrs[k] = s
+			}
+		}
+		return addrs
 	}
-	return path
-}
-
-func e2eBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ingress")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// e2eFreeAddr returns a loopback address that was free a moment ago. The
-// binary binds fixed addresses from its config, so the test picks them.
-func e2eFreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return nil
 }
 
 func e2eHTTPBackend(t *testing.T, name string) string {
@@ -83,6 +97,7 @@ func e2eEchoBackend(t *testing.T) string { return loopback.Echo(t) }
 // it ended.
 func runBinary(t *testing.T, bin string, args ...string) (cmd *exec.Cmd, logs *lockedBuffer, exited <-chan error) {
 	t.Helper()
+	testenv.External(t)
 	logs = &lockedBuffer{}
 	cmd = exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -129,41 +144,33 @@ func writeRoutes(t *testing.T, path, body string) {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestServeEndToEnd(t *testing.T) {
-	needCommand(t, "curl")
-	bin := e2eBinary(t)
+	testenv.Command(t, "curl")
+	dig := testenv.Command(t, "dig")
+	bin := ingressBin.Path(t)
 	dir := t.TempDir()
 	files, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpsAddr, boltAddr, adminAddr, dnsAddr := e2eFreeAddr(t), e2eFreeAddr(t), e2eFreeAddr(t), e2eFreeAddr(t)
 	backendA, backendB, echo := e2eHTTPBackend(t, "a"), e2eHTTPBackend(t, "b"), e2eEchoBackend(t)
 
-	// The README's sample config with loopback addresses.
+	// The README's sample config with loopback addresses, each port chosen
+	// by the kernel and read back from the log.
 	example, err := os.ReadFile("../../examples/ingress.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	const anyPort = `"127.0.0.1:0"`
 	cfg := strings.NewReplacer(
-		`":443"`, fmt.Sprintf("%q", httpsAddr),
-		`":7687"`, fmt.Sprintf("%q", boltAddr),
-		`":7474"`, fmt.Sprintf("%q", e2eFreeAddr(t)),
-		`":8491"`, fmt.Sprintf("%q", e2eFreeAddr(t)),
-		`"127.0.0.1:9090"`, fmt.Sprintf("%q", adminAddr),
-		`":53"`, fmt.Sprintf("%q", dnsAddr),
-		`drain: 30s`, `drain: 10s`,
+		`":443"`, anyPort,
+		`":7687"`, anyPort,
+		`":7474"`, anyPort,
+		`":8491"`, anyPort,
+		`"127.0.0.1:9090"`, anyPort,
+		`":53"`, anyPort,
+		`drain: 30s`, `drain: 2m`, // a failure bound: the exit below waits for the open connection, not for this
+
 	).Replace(string(example))
 	cfgPath := filepath.Join(dir, "ingress.yaml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o644)
@@ -174,6 +181,13 @@ func TestServeEndToEnd(t *testing.T) {
 	writeRoutes(t, routesPath, routesA)
 
 	cmd, logs, exited := runBinary(t, bin, "serve", "-config", cfgPath)
+	addrs := startedAddrs(t, logs.String)
+	httpsAddr, boltAddr, adminAddr, dnsAddr := addrs["https"], addrs["bolt"], addrs["admin"], addrs["dns"]
+	for _, name := range []string{"https", "bolt", "http", "arrow", "admin", "dns"} {
+		if addrs[name] == "" {
+			t.Fatalf("no %s address in the start-up line: %v", name, addrs)
+		}
+	}
 
 	readyz := func() int {
 		resp, err := http.Get("http://" + adminAddr + "/readyz")
@@ -183,15 +197,13 @@ func TestServeEndToEnd(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	eventually(t, "/readyz 200", func() bool { return readyz() == 200 })
+	testenv.WaitFor(t, "/readyz 200", func() bool { return readyz() == 200 })
 
 	// serve runs the DNS stub too: the wildcard answers the endpoint address.
-	if dig, err := exec.LookPath("dig"); err == nil {
-		host, p, _ := net.SplitHostPort(dnsAddr)
-		out, err := exec.Command(dig, "@"+host, "-p", p, "+short", "abcd1234.production-orch-0000.neo4j.io").CombinedOutput()
-		if err != nil || strings.TrimSpace(string(out)) != "10.10.10.10" {
-			t.Fatalf("dig through serve's DNS stub: %q, %v", out, err)
-		}
+	host, p, _ := net.SplitHostPort(dnsAddr)
+	out, err := exec.Command(dig, "@"+host, "-p", p, "+short", "abcd1234.production-orch-0000.neo4j.io").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "10.10.10.10" {
+		t.Fatalf("dig through serve's DNS stub: %q, %v", out, err)
 	}
 
 	_, port, _ := net.SplitHostPort(httpsAddr)
@@ -211,14 +223,14 @@ func TestServeEndToEnd(t *testing.T) {
 	// The watcher picks up a new routes file written by rename.
 	writeRoutes(t, routesPath, routesA+fmt.Sprintf(`  - {dbid: ef567890, orch: "0000", public: true, backends: {https: [%q]}}
 `, backendB))
-	eventually(t, "the new dbid to be routed", func() bool {
+	testenv.WaitFor(t, "the new dbid to be routed", func() bool {
 		out, err := curl("ef567890")
 		return err == nil && out == "instance b\n"
 	})
 
 	// A broken file keeps the last good table.
 	writeRoutes(t, routesPath, "instances:\n  - {dbid: abcd1234, orch: \"0000\", backends: {bolt: [nope]}}\n")
-	eventually(t, "the reload error in the log", func() bool {
+	testenv.WaitFor(t, "the reload error in the log", func() bool {
 		return strings.Contains(logs.String(), "routes reload failed")
 	})
 	if !strings.Contains(logs.String(), "routes.yaml:2: backend") {
@@ -230,14 +242,14 @@ func TestServeEndToEnd(t *testing.T) {
 
 	// SIGHUP re-reads everything.
 	writeRoutes(t, routesPath, routesA)
-	eventually(t, "the good file back", func() bool {
+	testenv.WaitFor(t, "the good file back", func() bool {
 		out, _ := curl("ef567890")
 		return strings.Contains(out, `"error":"database ef567890 not found`)
 	})
 	// A setting only a restart applies is reported, and the reload counted.
 	os.WriteFile(cfgPath, []byte(strings.Replace(cfg, "max_connections: 100000", "max_connections: 5000", 1)), 0o644)
 	cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, "the SIGHUP reload", func() bool {
+	testenv.WaitFor(t, "the SIGHUP reload", func() bool {
 		return strings.Contains(logs.String(), `"msg":"changed settings take effect at the next restart","settings":["listeners, proxy_protocol, backend, timeouts, limits, refusals"]`)
 	})
 	metrics := func() string {
@@ -249,7 +261,7 @@ func TestServeEndToEnd(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	eventually(t, "the reloads counted", func() bool {
+	testenv.WaitFor(t, "the reloads counted", func() bool {
 		m := metrics()
 		return strings.Contains(m, `ingress_config_reloads_total{result="ok"}`) && strings.Contains(m, `ingress_config_reloads_total{result="error"} 1`)
 	})
@@ -267,14 +279,14 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	conn.SetDeadline(time.Now().Add(2 * testenv.WaitTimeout)) // a failure bound
 	r := bufio.NewReader(conn)
 	fmt.Fprintf(conn, "before\n")
 	if line, _ := r.ReadString('\n'); line != "before\n" {
 		t.Fatalf("echo before SIGTERM: %q", line)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	eventually(t, "/readyz 503", func() bool { return readyz() == 503 })
+	testenv.WaitFor(t, "/readyz 503", func() bool { return readyz() == 503 })
 	if c, err := net.DialTimeout("tcp", httpsAddr, time.Second); err == nil {
 		c.Close()
 		t.Error("a new connection was accepted while draining")
@@ -289,7 +301,7 @@ func TestServeEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ingress exited with %v", err)
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(testenv.WaitTimeout): // a failure bound: it exits as soon as the connection closed
 		t.Fatal("ingress did not exit after its last connection closed")
 	}
 	if !strings.Contains(logs.String(), `"msg":"ingress stopped"`) {
@@ -324,35 +336,35 @@ func TestExampleConfigChecks(t *testing.T) {
 // stub apart would: dig gets answers, known_only follows the routes file,
 // and SIGHUP reloads instead of ending the process.
 func TestDNSCommand(t *testing.T) {
-	dig := needCommand(t, "dig")
-	bin := e2eBinary(t)
+	dig := testenv.Command(t, "dig")
+	bin := ingressBin.Path(t)
 	dir := t.TempDir()
-	dnsAddr := e2eFreeAddr(t)
 	routesPath := filepath.Join(dir, "routes.yaml")
 	writeRoutes(t, routesPath, `instances:
   - {dbid: abcd1234, orch: "0000", public: true, backends: {bolt: ["127.0.0.1:1"]}}
 `)
 	cfgPath := filepath.Join(dir, "ingress.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`orchestras: ["0000"]
-admin: {address: %q}
-dns: {address: %q, answer_ipv4: ["10.10.10.10"], known_only: true}
-`, e2eFreeAddr(t), dnsAddr)), 0o644)
+	os.WriteFile(cfgPath, []byte(`orchestras: ["0000"]
+admin: {address: "127.0.0.1:0"}
+dns: {address: "127.0.0.1:0", answer_ipv4: ["10.10.10.10"], known_only: true}
+`), 0o644)
 	cmd, logs, exited := runBinary(t, bin, "dns", "-config", cfgPath)
+	dnsAddr := startedAddrs(t, logs.String)["dns"]
 	host, port, _ := net.SplitHostPort(dnsAddr)
 	query := func(name string) string {
 		out, _ := exec.Command(dig, "@"+host, "-p", port, "+tries=1", "+time=2", name).CombinedOutput()
 		return string(out)
 	}
-	eventually(t, "the stub to answer", func() bool {
+	testenv.WaitFor(t, "the stub to answer", func() bool {
 		return strings.Contains(query("abcd1234.production-orch-0000.neo4j.io"), "10.10.10.10")
 	})
 	if out := query("nosuchdb.production-orch-0000.neo4j.io"); !strings.Contains(out, "status: NXDOMAIN") {
 		t.Errorf("known_only, unknown dbid:\n%s", out)
 	}
 	cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, "the SIGHUP reload", func() bool { return strings.Contains(logs.String(), "SIGHUP: reloading routes") })
+	testenv.WaitFor(t, "the SIGHUP reload", func() bool { return strings.Contains(logs.String(), "SIGHUP: reloading routes") })
 	writeRoutes(t, routesPath, "instances: []\n")
-	eventually(t, "the removed dbid to be NXDOMAIN", func() bool {
+	testenv.WaitFor(t, "the removed dbid to be NXDOMAIN", func() bool {
 		return strings.Contains(query("abcd1234.production-orch-0000.neo4j.io"), "status: NXDOMAIN")
 	})
 	select {
@@ -366,7 +378,7 @@ dns: {address: %q, answer_ipv4: ["10.10.10.10"], known_only: true}
 		if err != nil {
 			t.Errorf("exit after SIGTERM: %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(testenv.WaitTimeout): // a failure bound
 		t.Error("ingress dns did not stop on SIGTERM")
 	}
 }

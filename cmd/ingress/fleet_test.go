@@ -20,6 +20,7 @@ import (
 
 	"github.com/neo4j/private-ingress/internal/etcdkv"
 	"github.com/neo4j/private-ingress/internal/etcdtest"
+	"github.com/neo4j/private-ingress/internal/testenv"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
@@ -45,8 +46,9 @@ func (r replica) readyz() string {
 // last table and /readyz says it is stale; with etcd back they catch up.
 // A TLS session made on one replica resumes on the other.
 func TestFleetSharesRoutesThroughEtcd(t *testing.T) {
+	testenv.External(t)
 	etcd := etcdtest.Start(t)
-	bin := e2eBinary(t)
+	bin := ingressBin.Path(t)
 	dir := t.TempDir()
 	files, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"})
 	if err != nil {
@@ -55,34 +57,36 @@ func TestFleetSharesRoutesThroughEtcd(t *testing.T) {
 	backend := e2eEchoBackend(t)
 	var fleet []replica
 	for _, name := range []string{"a", "b"} {
-		r := replica{name: name, bolt: e2eFreeAddr(t), admin: e2eFreeAddr(t), config: filepath.Join(dir, name+".yaml")}
+		r := replica{name: name, config: filepath.Join(dir, name+".yaml")}
 		os.WriteFile(r.config, []byte(fmt.Sprintf(`orchestras: ["0000"]
-listeners: [{service: bolt, address: %q}]
+listeners: [{service: bolt, address: "127.0.0.1:0"}]
 tls:
   certificates: [{cert: %q, key: %q}]
   session_tickets: {keys_file: "etcd:/ingress/tickets"}
 routes: {etcd: {endpoints: [%q]}}
 refusals: alert
-admin: {address: %q}
-`, r.bolt, files.Cert, files.Key, etcd.Endpoint, r.admin)), 0o644)
-		runBinary(t, bin, "serve", "-config", r.config)
+admin: {address: "127.0.0.1:0"}
+`, files.Cert, files.Key, etcd.Endpoint)), 0o644)
+		_, logs, _ := runBinary(t, bin, "serve", "-config", r.config)
+		addrs := startedAddrs(t, logs.String)
+		r.bolt, r.admin = addrs["bolt"], addrs["admin"]
 		fleet = append(fleet, r)
 	}
 	for _, r := range fleet {
-		eventually(t, "replica "+r.name+" ready", func() bool { return strings.HasPrefix(r.readyz(), "200") })
+		testenv.WaitFor(t, "replica "+r.name+" ready", func() bool { return strings.HasPrefix(r.readyz(), "200") })
 	}
 	caPEM, _ := os.ReadFile(files.CA)
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
 	cache := tls.NewLRUClientSessionCache(8)
 	reach := func(r replica, dbid string) (resumed bool, err error) {
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", r.bolt,
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", r.bolt,
 			&tls.Config{ServerName: dbid + ".production-orch-0000.neo4j.io", RootCAs: roots, ClientSessionCache: cache})
 		if err != nil {
 			return false, err
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.SetDeadline(time.Now().Add(testenv.WaitTimeout))
 		fmt.Fprintf(c, "hi\n")
 		if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "hi\n" {
 			return false, fmt.Errorf("echo %q: %v", line, err)
@@ -103,7 +107,7 @@ admin: {address: %q}
 	start := time.Now()
 	routes("put", inst)
 	for _, r := range fleet {
-		eventually(t, "abcd1234 through replica "+r.name, func() bool { _, err := reach(r, "abcd1234"); return err == nil })
+		testenv.WaitFor(t, "abcd1234 through replica "+r.name, func() bool { _, err := reach(r, "abcd1234"); return err == nil })
 	}
 	t.Logf("an etcd put reached both replicas %v after `ingress routes put` started", time.Since(start).Round(time.Millisecond))
 	if out := routes("list"); !strings.Contains(out, "/ingress/routes/0000/abcd1234") {
@@ -120,7 +124,7 @@ admin: {address: %q}
 	// Delete: refused by both.
 	routes("delete", "abcd1234")
 	for _, r := range fleet {
-		eventually(t, "abcd1234 refused by replica "+r.name, func() bool { _, err := reach(r, "abcd1234"); return err != nil })
+		testenv.WaitFor(t, "abcd1234 refused by replica "+r.name, func() bool { _, err := reach(r, "abcd1234"); return err != nil })
 	}
 
 	// etcd gone: the last table serves and readyz says stale.
@@ -130,11 +134,11 @@ admin: {address: %q}
 	cli.Put(ctx, src, fmt.Sprintf(`{"dbid": "ef567890", "orch": "0000", "public": true, "backends": {"bolt": [%q]}}`, backend))
 	cli.Close()
 	for _, r := range fleet {
-		eventually(t, "ef567890 through replica "+r.name, func() bool { _, err := reach(r, "ef567890"); return err == nil })
+		testenv.WaitFor(t, "ef567890 through replica "+r.name, func() bool { _, err := reach(r, "ef567890"); return err == nil })
 	}
 	etcd.Stop()
 	for _, r := range fleet {
-		eventually(t, "replica "+r.name+" to report stale routes", func() bool { return strings.Contains(r.readyz(), "routes stale") })
+		testenv.WaitFor(t, "replica "+r.name+" to report stale routes", func() bool { return strings.Contains(r.readyz(), "routes stale") })
 		if _, err := reach(r, "ef567890"); err != nil {
 			t.Errorf("replica %s with etcd down: %v", r.name, err)
 		}
@@ -146,14 +150,15 @@ admin: {address: %q}
 	defer store.Client.Close()
 	store.Client.Put(ctx, routing.Key("/ingress/routes/", "0000", "back1234"), fmt.Sprintf(`{"dbid": "back1234", "orch": "0000", "public": true, "backends": {"bolt": [%q]}}`, backend))
 	for _, r := range fleet {
-		eventually(t, "back1234 through replica "+r.name, func() bool { _, err := reach(r, "back1234"); return err == nil })
-		eventually(t, "replica "+r.name+" fresh again", func() bool { return !strings.Contains(r.readyz(), "stale") })
+		testenv.WaitFor(t, "back1234 through replica "+r.name, func() bool { _, err := reach(r, "back1234"); return err == nil })
+		testenv.WaitFor(t, "replica "+r.name+" fresh again", func() bool { return !strings.Contains(r.readyz(), "stale") })
 	}
 }
 
 // TestRoutesPutRefusesBadInstances: nothing is written when a file is
 // wrong, and the error names the file and line.
 func TestRoutesPutRefusesBadInstances(t *testing.T) {
+	testenv.External(t)
 	etcd := etcdtest.Start(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "ingress.yaml")

@@ -1,3 +1,5 @@
+//go:build demoflight
+
 package main
 
 import (

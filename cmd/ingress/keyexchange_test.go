@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/neo4j/private-ingress/internal/testenv"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
 
@@ -17,26 +18,28 @@ import (
 // post-quantum hybrids: a default Go client, which offers X25519MLKEM768
 // first, gets X25519, and the connection reaches its backend.
 func TestKeyExchangeSetting(t *testing.T) {
-	bin := e2eBinary(t)
+	testenv.External(t)
+	bin := ingressBin.Path(t)
 	dir := t.TempDir()
 	files, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bolt, admin := e2eFreeAddr(t), e2eFreeAddr(t)
 	routes := filepath.Join(dir, "routes.yaml")
 	writeRoutes(t, routes, chaosRoutes(e2eEchoBackend(t), 0))
 	cfg := filepath.Join(dir, "ingress.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`orchestras: ["0000"]
-listeners: [{service: bolt, address: %q}]
+listeners: [{service: bolt, address: "127.0.0.1:0"}]
 tls:
   certificates: [{cert: %q, key: %q}]
   key_exchange: [X25519, P-256]
 routes: {file: %q}
-admin: {address: %q}
-`, bolt, files.Cert, files.Key, routes, admin)), 0o644)
-	runBinary(t, bin, "serve", "-config", cfg)
-	eventually(t, "/readyz 200", func() bool {
+admin: {address: "127.0.0.1:0"}
+`, files.Cert, files.Key, routes)), 0o644)
+	_, logs, _ := runBinary(t, bin, "serve", "-config", cfg)
+	addrs := startedAddrs(t, logs.String)
+	bolt, admin := addrs["bolt"], addrs["admin"]
+	testenv.WaitFor(t, "/readyz 200", func() bool {
 		resp, err := http.Get("http://" + admin + "/readyz")
 		if err != nil {
 			return false

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/neo4j/private-ingress/internal/testenv"
 )
 
 // TestVendorChecksInANetworkNamespace runs the connectivity checks the
@@ -17,16 +19,12 @@ import (
 // points at the ingress's DNS stub on port 53. It needs root; where network
 // namespaces are not permitted it says so and skips.
 func TestVendorChecksInANetworkNamespace(t *testing.T) {
+	testenv.External(t)
 	if os.Geteuid() != 0 {
 		t.Skip("network namespaces need root")
 	}
 	for _, tool := range []string{"ip", "nslookup", "curl", "nc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not installed; .ci/run must install it", tool)
-			}
-			t.Skipf("%s is not installed", tool)
-		}
+		testenv.Command(t, tool)
 	}
 	name := fmt.Sprintf("ingress-e2e-%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
@@ -46,7 +44,7 @@ func TestVendorChecksInANetworkNamespace(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver 127.0.0.1\noptions timeout:2 attempts:1\n"), 0o644)
 
-	bin := e2eBinary(t)
+	bin := ingressBin.Path(t)
 	dir := t.TempDir()
 	logs := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -70,7 +68,7 @@ func TestVendorChecksInANetworkNamespace(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	eventually(t, "the demo to be ready", func() bool {
+	testenv.WaitFor(t, "the demo to be ready", func() bool {
 		out, err := inNS(nil, "curl", "-sf", "http://127.0.0.1:9090/readyz")
 		return err == nil && strings.Contains(out, "ready")
 	})

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/neo4j/private-ingress/internal/demo"
+	"github.com/neo4j/private-ingress/internal/testenv"
 )
 
 // refused are the demo's names that the ingress refuses and explains, with
@@ -135,16 +136,15 @@ func TestFlightClientIsToldWhy(t *testing.T) {
 	}
 }
 
-// needJSDriver finds node and the driver that .ci/run installs.
+// needJSDriver finds node and the driver that .ci/run installs into
+// .cache/js: an external test (see testenv.External).
 func needJSDriver(t *testing.T) (node, modules string) {
 	t.Helper()
+	testenv.External(t)
 	node, err := exec.LookPath("node")
-	modules, _ = filepath.Abs("../../.cache/js/node_modules")
+	modules = filepath.Join(testenv.CacheDir(), "js", "node_modules")
 	if _, statErr := os.Stat(filepath.Join(modules, "neo4j-driver")); err != nil || statErr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("node or neo4j-driver is missing; .ci/run installs them into .cache/js")
-		}
-		t.Skip("node or .cache/js/node_modules/neo4j-driver is missing (npm install --prefix .cache/js neo4j-driver@6.3.0)")
+		testenv.Missing(t, "node or neo4j-driver", "npm install --prefix .cache/js neo4j-driver@6.3.0")
 	}
 	return node, modules
 }

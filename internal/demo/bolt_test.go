@@ -12,15 +12,14 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	"github.com/neo4j/private-ingress/internal/bolt"
+	"github.com/neo4j/private-ingress/internal/loopback"
+	"github.com/neo4j/private-ingress/internal/testenv"
 )
 
 // startBolt serves a fake instance for dbid on 127.0.0.1:0.
 func startBolt(t *testing.T, dbid string) (*BoltServer, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := loopback.Listen(t)
 	b := NewBolt(dbid)
 	done := make(chan struct{})
 	go func() { b.Serve(ln); close(done) }()
@@ -28,7 +27,7 @@ func startBolt(t *testing.T, dbid string) (*BoltServer, string) {
 		ln.Close()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(testenv.WaitTimeout):
 			t.Error("Serve did not return after the listener closed")
 		}
 	})
@@ -37,7 +36,7 @@ func startBolt(t *testing.T, dbid string) (*BoltServer, string) {
 
 func TestBoltWithTheGoDriver(t *testing.T) {
 	_, addr := startBolt(t, "abcd1234")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 	defer cancel()
 	driver, err := neo4j.NewDriverWithContext("bolt://"+addr, neo4j.BasicAuth("neo4j", "secret", ""))
 	if err != nil {
@@ -102,7 +101,7 @@ func TestBoltRoutingTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(testenv.WaitTimeout))
 	c.Write([]byte{0x60, 0x60, 0xB0, 0x17, 0, 0, 4, 4, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0})
 	var answer [4]byte
 	if _, err := c.Read(answer[:]); err != nil || answer != [4]byte{0, 0, 4, 4} {

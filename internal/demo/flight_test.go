@@ -1,3 +1,5 @@
+//go:build demoflight
+
 package demo
 
 import (
@@ -26,16 +28,16 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/neo4j/private-ingress/internal/loopback"
+	"github.com/neo4j/private-ingress/internal/testenv"
 )
 
 // startFlight serves a FlightServer for dbid on 127.0.0.1:0, allocating from
 // a checked allocator that must be empty once the server has stopped.
 func startFlight(t *testing.T, dbid string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := loopback.Listen(t)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	s := NewFlight(dbid)
 	s.mem = mem
@@ -48,7 +50,7 @@ func startFlight(t *testing.T, dbid string) string {
 			if err != nil {
 				t.Errorf("Serve after Stop = %v, want nil", err)
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(testenv.WaitTimeout):
 			t.Error("Serve did not return after Stop")
 		}
 		mem.AssertSize(t, 0)
@@ -70,7 +72,7 @@ func flightClient(t *testing.T, addr string, creds credentials.TransportCredenti
 // the server of instance dbid behind c.
 func exerciseFlight(t *testing.T, c flight.Client, dbid string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 	defer cancel()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -191,10 +193,7 @@ func TestFlightPlain(t *testing.T) {
 }
 
 func TestFlightStopBeforeServe(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := loopback.Listen(t)
 	s := NewFlight("abcd1234")
 	s.Stop()
 	if err := s.Serve(ln); err != nil {
@@ -305,7 +304,7 @@ func (tm *terminator) accept() {
 func (tm *terminator) splice(c *tls.Conn) {
 	defer tm.wg.Done()
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 	err := c.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
@@ -365,7 +364,7 @@ func TestFlightTLSWithoutALPNFails(t *testing.T) {
 
 	creds := credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: flightTestHost})
 	c := flightClient(t, tm.ln.Addr().String(), creds)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 	defer cancel()
 	_, err := c.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorPATH, Path: []string{"abcd1234", "nodes"}})
 	if err == nil {
@@ -377,14 +376,8 @@ func TestFlightTLSWithoutALPNFails(t *testing.T) {
 	t.Logf("expected failure: %v", err)
 	// The TLS handshake itself completed (the terminator may record it a
 	// moment after the client gave up); it is grpc-go that refused it.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(tm.protocols()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, "a TLS handshake completed at the terminator", func() bool { return len(tm.protocols()) > 0 })
 	protos := tm.protocols()
-	if len(protos) == 0 {
-		t.Fatal("no TLS handshake completed at the terminator")
-	}
 	for _, p := range protos {
 		if p != "" {
 			t.Errorf("terminator negotiated ALPN %q, want none", p)

@@ -18,6 +18,7 @@ import (
 	"github.com/neo4j/private-ingress/internal/etcdkv"
 	"github.com/neo4j/private-ingress/internal/etcdtest"
 	"github.com/neo4j/private-ingress/internal/pebbletest"
+	"github.com/neo4j/private-ingress/internal/testenv"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 
@@ -33,6 +34,7 @@ func TestCertStorage(t *testing.T) {
 	if _, err := s.Load(ctx, "certificates/a/a.crt"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Load of a missing key: %v, want fs.ErrNotExist", err)
 	}
+	stored := time.Now()
 	for _, k := range []string{"certificates/a/a.crt", "certificates/a/a.key", "certificates/b/b.crt", "acme/account.json"} {
 		if err := s.Store(ctx, k, []byte("value of "+k)); err != nil {
 			t.Fatal(err)
@@ -47,7 +49,9 @@ func TestCertStorage(t *testing.T) {
 	if list, _ := s.List(ctx, "certificates", true); len(list) != 3 {
 		t.Errorf("List(certificates, recursive) = %v", list)
 	}
-	if info, err := s.Stat(ctx, "certificates/a/a.crt"); err != nil || !info.IsTerminal || info.Size != int64(len("value of certificates/a/a.crt")) || time.Since(info.Modified) > time.Minute {
+	// The modification time is the wall clock's at Store.
+	if info, err := s.Stat(ctx, "certificates/a/a.crt"); err != nil || !info.IsTerminal || info.Size != int64(len("value of certificates/a/a.crt")) ||
+		info.Modified.Before(stored) || info.Modified.After(time.Now()) {
 		t.Errorf("Stat(file) = %+v, %v", info, err)
 	}
 	if info, err := s.Stat(ctx, "certificates/a"); err != nil || info.IsTerminal {
@@ -66,6 +70,8 @@ func TestCertStorage(t *testing.T) {
 	if err := s.Lock(ctx, "issue_cert_x"); err != nil {
 		t.Fatal(err)
 	}
+	// Held: a second holder waits until it gives up (how long it tries
+	// only bounds how much chance it gets to wrongly succeed).
 	lctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	if err := other.Lock(lctx, "issue_cert_x"); err == nil {
 		t.Fatal("a second holder got the lock")
@@ -96,6 +102,7 @@ func TestReplicasShareACMECertificates(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var addrs []string
+	var stores []*tlsconfig.Store
 	for range 2 {
 		cli := etcd.Client()
 		t.Cleanup(func() { cli.Close() })
@@ -109,36 +116,89 @@ func TestReplicasShareACMECertificates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		stores = append(stores, store)
 		addrs = append(addrs, loopback.EchoOn(t, tls.NewListener(loopback.Listen(t), store.ServerConfig(nil))))
 	}
+	// Wait in the process, where a look costs no handshake, until both
+	// replicas hold the same two certificates (one orders them, the other
+	// finds them in the shared storage): at most a minute and a half, as
+	// certmagic retries a failed attempt about a minute later.
+	const name = "abcd1234.production-orch-0000.neo4j.io"
+	var held [2][2]string
+	same := testenv.Poll(90*time.Second, func() bool {
+		for i, s := range stores {
+			held[i] = [2]string{leafSerial(s, name, tls13Hello), leafSerial(s, name, rsaOnlyHello)}
+		}
+		return held[0][0] != "" && held[0][1] != "" && held[0] == held[1] && held[0][0] != held[0][1]
+	})
+	if !same {
+		t.Fatalf("the replicas do not hold the same certificates: ECDSA %q %q, RSA %q %q", held[0][0], held[1][0], held[0][1], held[1][1])
+	}
+	// What they serve chains to Pebble's root.
 	roots := pebble.Roots(t)
 	serial := func(addr string, mod func(*tls.Config)) string {
-		cfg := &tls.Config{ServerName: "abcd1234.production-orch-0000.neo4j.io", RootCAs: roots}
+		cfg := &tls.Config{ServerName: name, RootCAs: roots}
 		if mod != nil {
 			mod(cfg)
 		}
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, cfg)
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: testenv.WaitTimeout}, "tcp", addr, cfg)
 		if err != nil {
+			t.Errorf("handshake with %s: %v", addr, err)
 			return ""
 		}
 		defer c.Close()
 		leaf := c.ConnectionState().PeerCertificates[0]
-		return leaf.SerialNumber.String() + "/" + x509.PublicKeyAlgorithm(leaf.PublicKeyAlgorithm).String()
+		return leaf.SerialNumber.String() + "/" + leaf.PublicKeyAlgorithm.String()
 	}
 	rsaOnly := func(c *tls.Config) {
 		c.MaxVersion = tls.VersionTLS12
 		c.CipherSuites = []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		a13, b13, a12, b12 := serial(addrs[0], nil), serial(addrs[1], nil), serial(addrs[0], rsaOnly), serial(addrs[1], rsaOnly)
-		if a13 != "" && a13 == b13 && a12 != "" && a12 == b12 && a13 != a12 {
-			t.Logf("both replicas serve ECDSA %s and RSA %s", a13, a12)
-			return
+	for i, addr := range addrs {
+		if got := [2]string{serial(addr, nil), serial(addr, rsaOnly)}; got != held[0] {
+			t.Errorf("replica %d serves %q, want %q", i, got, held[0])
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the replicas do not serve the same certificates: ECDSA %q %q, RSA %q %q", a13, b13, a12, b12)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
+	t.Logf("both replicas serve ECDSA %s and RSA %s", held[0][0], held[0][1])
 }
+
+// tls13Hello and rsaOnlyHello are what a TLS 1.3 client and a TLS 1.2
+// client offering only ECDHE_RSA suites send, as far as picking a
+// certificate goes.
+var (
+	tls13Hello = tls.ClientHelloInfo{
+		SupportedVersions: []uint16{tls.VersionTLS13},
+		CipherSuites:      []uint16{tls.TLS_AES_128_GCM_SHA256},
+		SupportedCurves:   []tls.CurveID{tls.X25519, tls.CurveP256},
+		SignatureSchemes:  []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256, tls.PSSWithSHA256},
+	}
+	rsaOnlyHello = tls.ClientHelloInfo{
+		SupportedVersions: []uint16{tls.VersionTLS12},
+		CipherSuites:      []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256},
+		SupportedCurves:   []tls.CurveID{tls.X25519, tls.CurveP256},
+		SupportedPoints:   []uint8{0},
+		SignatureSchemes:  []tls.SignatureScheme{tls.PSSWithSHA256, tls.PKCS1WithSHA256},
+	}
+)
+
+// leafSerial is the serial and key algorithm of the leaf s picks for name
+// and hello, or "" if it has none the client supports.
+func leafSerial(s *tlsconfig.Store, name string, hello tls.ClientHelloInfo) string {
+	hello.ServerName, hello.Conn = name, helloConn{}
+	c, err := s.GetCertificate(&hello)
+	if err != nil || c == nil || len(c.Certificate) == 0 || hello.SupportsCertificate(c) != nil {
+		return ""
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		return ""
+	}
+	return leaf.SerialNumber.String() + "/" + leaf.PublicKeyAlgorithm.String()
+}
+
+// helloConn stands for the connection a ClientHelloInfo comes from:
+// certmagic logs its addresses.
+type helloConn struct{ net.Conn }
+
+func (helloConn) LocalAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 443} }
+func (helloConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000} }

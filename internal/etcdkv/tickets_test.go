@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/neo4j/private-ingress/internal/etcdkv"
 	"github.com/neo4j/private-ingress/internal/etcdtest"
+	"github.com/neo4j/private-ingress/internal/testenv"
 	"github.com/neo4j/private-ingress/tlsconfig"
 
 	"github.com/neo4j/private-ingress/internal/loopback"
@@ -32,13 +34,18 @@ func TestTicketKeysShareSessions(t *testing.T) {
 	roots.AppendCertsFromPEM(caPEM)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	const key = "/ingress/tickets"
+	// Rotation is due once the first key is rotate old, checked every
+	// rotate/4. The test makes it due at once (below), and the next two
+	// rotations, after which the first key no longer decrypts, are then
+	// two periods away: far more than the test needs after the first.
+	const rotate = 8 * time.Second
 	var addrs []string
-	var replicas []*tlsconfig.TicketKeys
 	for range 2 {
-		keys, _ := tlsconfig.NewTicketKeys(tlsconfig.SessionTickets{KeysFile: "etcd:/ingress/tickets"})
+		keys, _ := tlsconfig.NewTicketKeys(tlsconfig.SessionTickets{KeysFile: "etcd:" + key})
 		cli := etcd.Client()
 		t.Cleanup(func() { cli.Close() })
-		shared := &etcdkv.TicketKeys{Client: cli, Key: "/ingress/tickets", Rotate: time.Second, Keys: keys}
+		shared := &etcdkv.TicketKeys{Client: cli, Key: key, Rotate: rotate, Keys: keys}
 		if _, err := shared.Load(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -46,32 +53,77 @@ func TestTicketKeysShareSessions(t *testing.T) {
 		cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
 		keys.Register(cfg)
 		addrs = append(addrs, loopback.EchoOn(t, tls.NewListener(loopback.Listen(t), cfg)))
-		replicas = append(replicas, keys)
 	}
-	cache := tls.NewLRUClientSessionCache(4)
-	dial := func(addr string) bool {
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr,
+	// dial connects to addr with cache and reports whether the session
+	// resumed; it reads an echo, which takes in the TLS 1.3 ticket.
+	dial := func(addr string, cache tls.ClientSessionCache) bool {
+		t.Helper()
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: testenv.WaitTimeout}, "tcp", addr,
 			&tls.Config{ServerName: "abcd1234.production-orch-0000.neo4j.io", RootCAs: roots, ClientSessionCache: cache})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		c.SetDeadline(time.Now().Add(testenv.WaitTimeout))
 		fmt.Fprintf(c, "x")
-		c.Read(make([]byte, 1)) // takes in the TLS 1.3 ticket
+		c.Read(make([]byte, 1))
 		return c.ConnectionState().DidResume
 	}
-	dial(addrs[0])
-	if !dial(addrs[1]) {
+	// A session cache holds one session per server name, replaced at
+	// every connection: each check below gets its own.
+	sessionFrom := func(addr string) tls.ClientSessionCache {
+		cache := tls.NewLRUClientSessionCache(1)
+		dial(addr, cache)
+		return cache
+	}
+	if !dial(addrs[1], sessionFrom(addrs[0])) {
 		t.Fatal("a session from replica A did not resume on replica B")
 	}
-	time.Sleep(1500 * time.Millisecond) // past the rotation period: one replica rotates for both
-	if !dial(addrs[0]) || !dial(addrs[1]) {
-		t.Error("sessions stopped resuming after the shared rotation")
-	}
+	// Sessions sealed with the first key, to resume after the rotation.
+	oldOnA, oldOnB := sessionFrom(addrs[0]), sessionFrom(addrs[1])
+
+	// Make the rotation due now, as if the first key were a period old:
+	// the replicas' next check (within rotate/4) rotates, one for both.
 	c := etcd.Client()
 	defer c.Close()
-	resp, _ := c.Get(ctx, "/ingress/tickets")
-	if resp.Kvs[0].Version < 2 {
-		t.Errorf("the shared keys were not rotated (version %d)", resp.Kvs[0].Version)
+	resp, err := c.Get(ctx, key)
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("the shared keys: %v, %v", resp, err)
+	}
+	first, err := tlsconfig.ParseTicketKeys(key, resp.Kvs[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(resp.Kvs[0].Value), "\n")
+	backdated := "# rotated " + time.Now().Add(-rotate).UTC().Format(time.RFC3339Nano) + "\n" + rest
+	if _, err := c.Put(ctx, key, backdated); err != nil {
+		t.Fatal(err)
+	}
+	var rotated [][32]byte
+	testenv.WaitFor(t, "a replica to rotate the shared keys", func() bool {
+		resp, err := c.Get(ctx, key)
+		if err != nil || len(resp.Kvs) != 1 {
+			return false
+		}
+		rotated, err = tlsconfig.ParseTicketKeys(key, resp.Kvs[0].Value)
+		return err == nil && rotated[0] != first[0]
+	})
+	if len(rotated) != 2 || rotated[1] != first[0] {
+		t.Fatalf("after one rotation the keys are %x; want a new one, then the first (%x)", rotated, first[0])
+	}
+
+	// Both replicas took the new key: a session each seals now resumes
+	// on a server that has only that key.
+	newOnly := &tls.Config{Certificates: []tls.Certificate{cert}}
+	newOnly.SetSessionTicketKeys(rotated[:1])
+	probe := loopback.EchoOn(t, tls.NewListener(loopback.Listen(t), newOnly))
+	for i, addr := range addrs {
+		testenv.WaitFor(t, fmt.Sprintf("replica %d to seal with the new key", i), func() bool {
+			return dial(probe, sessionFrom(addr))
+		})
+	}
+	// And both still open sessions sealed with the first key.
+	if !dial(addrs[0], oldOnA) || !dial(addrs[1], oldOnB) {
+		t.Error("sessions from before the shared rotation stopped resuming")
 	}
 }

@@ -5,28 +5,58 @@ package etcdtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/neo4j/private-ingress/internal/testenv"
 )
 
-// Etcd is a single-member etcd cluster.
+// Etcd is a single-member etcd cluster. Clients reach it through
+// Endpoint, a relay in the test process that holds its port for the whole
+// test: etcd itself listens on ports picked at each start, and a start
+// whose port was taken in the meantime is retried on others, so neither a
+// start nor a restart can fail on a stolen port.
 type Etcd struct {
 	Endpoint string // http://127.0.0.1:port
 	t        testing.TB
 	bin, dir string
-	client   string
-	peer     string
-	cmd      *exec.Cmd
 	log      *os.File
+	front    net.Listener // the relay's, behind Endpoint
+
+	// Set while etcd runs.
+	cmd          *exec.Cmd
+	exited       chan struct{} // closed when cmd has exited
+	client, peer string        // etcd's own listeners
+	data         string        // its data directory, kept across restarts once it started
+
+	mu       sync.Mutex
+	upstream string                // etcd's client address; "" while stopped
+	conns    map[net.Conn]struct{} // relayed connections, cut by Stop
 }
 
+// startTries bounds the starts on fresh ports after one failed on a taken port.
+const startTries = 5
+
+// errPortTaken marks a start that failed because a port was taken between
+// picking and binding it.
+var errPortTaken = errors.New("a port etcd was to listen on was taken")
+
+// pickAddr picks the ports etcd listens on; tests replace it.
+var pickAddr = freeAddr
+
+// freeAddr picks a free loopback port. Another process may take it before
+// etcd binds it: starts retry (see Restart).
 func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,30 +66,35 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-// Start runs etcd until the test ends.
+// Start runs etcd until the test ends. It is an external test's: the
+// quick tier (-short) skips the test.
 func Start(t testing.TB) *Etcd {
 	t.Helper()
+	testenv.External(t)
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("etcd is not installed; .ci/run installs etcd-server")
-		}
-		t.Skip("etcd is not installed (apt-get install etcd-server)")
+		testenv.Missing(t, "etcd", "apt-get install etcd-server")
 	}
 	dir := t.TempDir()
-	e := &Etcd{t: t, bin: bin, dir: dir, client: freeAddr(t), peer: freeAddr(t)}
-	e.Endpoint = "http://" + e.client
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	log, err := os.Create(filepath.Join(dir, "etcd.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.log = log
+	e := &Etcd{t: t, bin: bin, dir: dir, log: log, front: front, conns: map[net.Conn]struct{}{}}
+	e.Endpoint = "http://" + front.Addr().String()
+	go e.relay()
 	t.Cleanup(func() {
 		e.Stop()
+		front.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(log.Name())
 			t.Logf("etcd log (tail):\n%s", tail(b, 3000))
 		}
+		log.Close()
 	})
 	e.Restart()
 	return e
@@ -75,39 +110,158 @@ func tail(b []byte, n int) []byte {
 // Restart starts etcd (again, on the same data) and waits until it answers.
 func (e *Etcd) Restart() {
 	e.t.Helper()
-	e.cmd = exec.Command(e.bin,
-		"--name", "test", "--data-dir", filepath.Join(e.dir, "data"),
-		"--listen-client-urls", e.Endpoint, "--advertise-client-urls", e.Endpoint,
-		"--listen-peer-urls", "http://"+e.peer, "--initial-advertise-peer-urls", "http://"+e.peer,
-		"--initial-cluster", "test=http://"+e.peer, "--log-level", "warn")
-	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
-	if err := e.cmd.Start(); err != nil {
-		e.t.Fatal(err)
+	if e.cmd != nil {
+		e.t.Fatal("etcdtest: Restart while etcd runs; Stop it first")
 	}
-	c := e.Client()
-	defer c.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := c.Get(ctx, "health")
-		cancel()
+	for try := 1; ; try++ {
+		if e.client == "" {
+			e.client, e.peer = pickAddr(e.t), pickAddr(e.t)
+		}
+		if e.data == "" {
+			// A start that fails leaves nothing behind that the next must
+			// honour: each first start gets a directory of its own.
+			e.data = filepath.Join(e.dir, fmt.Sprintf("data%d", try))
+		}
+		err := e.launch()
 		if err == nil {
+			e.mu.Lock()
+			e.upstream = e.client
+			e.mu.Unlock()
 			return
 		}
-		if time.Now().After(deadline) {
+		if !errors.Is(err, errPortTaken) || try == startTries {
 			e.t.Fatalf("etcd did not start: %v", err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		e.t.Logf("etcd did not start (%v); again on other ports", err)
+		e.client, e.peer = "", "" // a single member may change its peer URL on restart
+		if !e.started() {
+			e.data = ""
+		}
 	}
 }
 
-// Stop ends etcd; Restart brings it back.
-func (e *Etcd) Stop() {
-	if e.cmd != nil && e.cmd.Process != nil {
-		e.cmd.Process.Kill()
-		e.cmd.Wait()
-		e.cmd = nil
+// started reports whether etcd ever started on its data directory.
+func (e *Etcd) started() bool {
+	_, err := os.Stat(filepath.Join(e.data, "member"))
+	return err == nil
+}
+
+// launch runs etcd on e.client and e.peer and waits until it answers, or
+// exits: errPortTaken if its log says a port was in use.
+func (e *Etcd) launch() error {
+	client, peer := "http://"+e.client, "http://"+e.peer
+	mark, _ := e.log.Seek(0, io.SeekEnd)
+	cmd := exec.Command(e.bin,
+		"--name", "test", "--data-dir", e.data,
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "test="+peer, "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = e.log, e.log
+	if err := cmd.Start(); err != nil {
+		return err
 	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	e.cmd, e.exited = cmd, exited
+
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		e.Stop()
+		return fmt.Errorf("etcd client: %w", err)
+	}
+	defer c.Close()
+	var lastErr error
+	ready := testenv.Poll(testenv.WaitTimeout, func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, lastErr = c.Get(ctx, "health")
+		return lastErr == nil
+	})
+	select {
+	case <-exited:
+		e.cmd, e.exited = nil, nil
+		out := make([]byte, 4096)
+		n, _ := e.log.ReadAt(out, mark)
+		if line := inUse(string(out[:n])); line != "" {
+			return fmt.Errorf("%w: %s", errPortTaken, line)
+		}
+		return fmt.Errorf("etcd exited: %v\n%s", cmd.ProcessState, out[:n])
+	default:
+	}
+	if !ready {
+		e.Stop()
+		return fmt.Errorf("no answer within %v: %v", testenv.WaitTimeout, lastErr)
+	}
+	return nil
+}
+
+// Stop ends etcd and cuts every connection through Endpoint; until
+// Restart, new ones are closed at once. Restart brings it back.
+func (e *Etcd) Stop() {
+	e.mu.Lock()
+	e.upstream = ""
+	for c := range e.conns {
+		c.Close()
+	}
+	e.mu.Unlock()
+	if e.cmd != nil {
+		e.cmd.Process.Kill()
+		<-e.exited
+		e.cmd, e.exited = nil, nil
+	}
+}
+
+// relay accepts on Endpoint and copies each connection to and from etcd.
+func (e *Etcd) relay() {
+	for {
+		c, err := e.front.Accept()
+		if err != nil {
+			return
+		}
+		go e.pipe(c)
+	}
+}
+
+func (e *Etcd) pipe(c net.Conn) {
+	defer c.Close()
+	e.mu.Lock()
+	up := e.upstream
+	e.mu.Unlock()
+	if up == "" {
+		return // stopped: as good as refused
+	}
+	u, err := net.Dial("tcp", up)
+	if err != nil {
+		return
+	}
+	defer u.Close()
+	e.mu.Lock()
+	if e.upstream != up { // stopped meanwhile
+		e.mu.Unlock()
+		return
+	}
+	e.conns[c], e.conns[u] = struct{}{}, struct{}{}
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.conns, c)
+		delete(e.conns, u)
+		e.mu.Unlock()
+	}()
+	done := make(chan struct{})
+	go func() {
+		io.Copy(u, c)
+		u.(*net.TCPConn).CloseWrite()
+		close(done)
+	}()
+	io.Copy(c, u)
+	c.(*net.TCPConn).CloseWrite()
+	<-done
 }
 
 // Client returns a client for the test's own puts and deletes.
@@ -118,4 +272,14 @@ func (e *Etcd) Client() *clientv3.Client {
 		e.t.Fatal(fmt.Errorf("etcd client: %w", err))
 	}
 	return c
+}
+
+// inUse returns the line of log that says a port was in use, if one does.
+func inUse(log string) string {
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, "address already in use") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
 }

@@ -1,11 +1,13 @@
 // Package loopback holds the tests' little servers on 127.0.0.1: an accept
 // loop that hands each connection to a function, and an echo server built
-// on it. Tests only; the listener closes when the test ends.
+// on it; and an address that refuses connections. Tests only; what they
+// hold is released when the test ends.
 package loopback
 
 import (
 	"io"
 	"net"
+	"syscall"
 	"testing"
 )
 
@@ -53,4 +55,31 @@ func EchoOn(t testing.TB, ln net.Listener) string {
 		defer c.Close()
 		io.Copy(c, c)
 	})
+}
+
+// Refused returns an address on 127.0.0.1 that refuses connections until
+// the test ends: a port bound but never listened on. Bound without
+// SO_REUSEADDR, it cannot be taken by a listener (or an outgoing
+// connection) meanwhile, as an address picked by listening and closing
+// could be.
+func Refused(t testing.TB) string {
+	t.Helper()
+	syscall.ForkLock.RLock() // no exec inherits it before it is close-on-exec
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		t.Fatalf("socket: %v", err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("getsockname: %v", err)
+	}
+	return (&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}).String()
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,10 +16,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/neo4j/private-ingress/internal/testenv"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
 
@@ -32,21 +34,22 @@ type Pebble struct {
 
 // binary finds pebble on the PATH or in the repository's .cache/bin.
 func binary(t testing.TB) string {
+	t.Helper()
 	if p, err := exec.LookPath("pebble"); err == nil {
 		return p
 	}
-	_, here, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(here), "..", "..", ".cache", "bin", "pebble")
-	if _, err := os.Stat(p); err == nil {
-		return p
+	p := filepath.Join(testenv.CacheDir(), "bin", "pebble")
+	if _, err := os.Stat(p); err != nil {
+		testenv.Missing(t, "pebble", "GOBIN=$PWD/.cache/bin go install github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.1")
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("pebble is missing; .ci/run installs it into .cache/bin")
-	}
-	t.Skip("pebble is missing (GOBIN=$PWD/.cache/bin go install github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.1)")
-	return ""
+	return p
 }
 
+// pickPort picks the ports Pebble listens on; tests replace it.
+var pickPort = freePort
+
+// freePort picks a free loopback port. Another process may take it before
+// Pebble binds it: Start then retries on others.
 func freePort(t testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -56,10 +59,19 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// startTries bounds the starts on fresh ports after one failed on a taken port.
+const startTries = 5
+
+// errPortTaken marks a start that failed because a port was taken between
+// picking and binding it.
+var errPortTaken = errors.New("a port pebble was to listen on was taken")
+
 // Start runs Pebble until the test ends. It validates DNS-01 challenges
-// by asking the DNS server at dnsAddr (over TCP, several at once).
+// by asking the DNS server at dnsAddr (over TCP, several at once). It is
+// an external test's: the quick tier (-short) skips the test.
 func Start(t testing.TB, dnsAddr string) *Pebble {
 	t.Helper()
+	testenv.External(t)
 	bin := binary(t)
 	dir := t.TempDir()
 	// Its HTTPS listener's certificate, for "localhost", from a dev CA.
@@ -67,64 +79,101 @@ func Start(t testing.TB, dnsAddr string) *Pebble {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port, mgmt := freePort(t), freePort(t)
+	caPEM, _ := os.ReadFile(files.CA)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	for try := 1; ; try++ {
+		p := &Pebble{CAFile: files.CA, client: client}
+		err := p.launch(t, bin, dir, try, files, dnsAddr)
+		if err == nil {
+			return p
+		}
+		if !errors.Is(err, errPortTaken) || try == startTries {
+			t.Fatalf("pebble did not start: %v", err)
+		}
+		t.Logf("pebble did not start (%v); again on other ports", err)
+	}
+}
+
+// launch runs Pebble on fresh ports and waits until its directory answers,
+// or it exits: errPortTaken if its log says a port was in use.
+func (p *Pebble) launch(t testing.TB, bin, dir string, try int, files tlsconfig.DevFiles, dnsAddr string) error {
+	port, mgmt := pickPort(t), pickPort(t)
 	cfg := map[string]any{"pebble": map[string]any{
-		"listenAddress":                  fmt.Sprintf("127.0.0.1:%d", port),
-		"managementListenAddress":        fmt.Sprintf("127.0.0.1:%d", mgmt),
-		"certificate":                    files.Cert,
-		"privateKey":                     files.Key,
-		"httpPort":                       freePort(t), // unused: DNS-01 only
-		"tlsPort":                        freePort(t),
+		"listenAddress":           fmt.Sprintf("127.0.0.1:%d", port),
+		"managementListenAddress": fmt.Sprintf("127.0.0.1:%d", mgmt),
+		"certificate":             files.Cert,
+		"privateKey":              files.Key,
+		// Where it would connect for HTTP-01 and TLS-ALPN-01, which it
+		// never does here (DNS-01 only); nothing binds them.
+		"httpPort":                       5002,
+		"tlsPort":                        5001,
 		"ocspResponderURL":               "",
 		"externalAccountBindingRequired": false,
 		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
 	}}
-	cfgPath := filepath.Join(dir, "pebble.json")
+	cfgPath := filepath.Join(dir, fmt.Sprintf("pebble%d.json", try))
 	b, _ := json.Marshal(cfg)
 	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	cmd := exec.Command(bin, "-config", cfgPath, "-dnsserver", dnsAddr)
 	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
-	logs, err := os.Create(filepath.Join(dir, "pebble.log"))
+	logs, err := os.Create(filepath.Join(dir, fmt.Sprintf("pebble%d.log", try)))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		logs.Close()
+		return err
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); logs.Close(); close(exited) }()
+	stop := func() {
+		cmd.Process.Kill()
+		<-exited
+	}
+	p.Directory = fmt.Sprintf("https://localhost:%d/dir", port)
+	p.mgmt = fmt.Sprintf("https://localhost:%d", mgmt)
+	var lastErr error
+	ready := testenv.Poll(testenv.WaitTimeout, func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+		}
+		resp, err := p.client.Get(p.Directory)
+		if err != nil {
+			lastErr = err
+			return false
+		}
+		resp.Body.Close()
+		lastErr = fmt.Errorf("GET %s: %s", p.Directory, resp.Status)
+		return resp.StatusCode == 200
+	})
+	select {
+	case <-exited:
+		out, _ := os.ReadFile(logs.Name())
+		if line := inUse(string(out)); line != "" {
+			return fmt.Errorf("%w: %s", errPortTaken, line)
+		}
+		return fmt.Errorf("pebble exited: %v\n%s", cmd.ProcessState, out)
+	default:
+	}
+	if !ready {
+		stop()
+		return fmt.Errorf("no answer within %v: %v", testenv.WaitTimeout, lastErr)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		stop()
 		if t.Failed() {
 			out, _ := os.ReadFile(logs.Name())
 			t.Logf("pebble log:\n%s", out)
 		}
 	})
-	caPEM, _ := os.ReadFile(files.CA)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	p := &Pebble{
-		Directory: fmt.Sprintf("https://localhost:%d/dir", port),
-		CAFile:    files.CA,
-		mgmt:      fmt.Sprintf("https://localhost:%d", mgmt),
-		client:    &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := p.client.Get(p.Directory)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pebble did not start: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return nil
 }
 
 // Roots returns the root Pebble's certificates chain to (a new one at
@@ -160,4 +209,14 @@ func (p *Pebble) rootPEM(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// inUse returns the line of log that says a port was in use, if one does.
+func inUse(log string) string {
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, "address already in use") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
 }
