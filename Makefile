@@ -22,9 +22,11 @@ run: ## the demo: dev CA, fake instances, loopback ports (see README)
 
 test-short: lint ## the quick tier: unit, table, fuzz-seed and in-process loopback tests; no external tool (about a minute)
 	$(GO) test $(DEMOTAGS) -short -count=1 ./...
+	$(GO) test -short -count=1 ./internal/demo # the production build's stub for the Flight fake
 
 test: lint ## everything CI runs: lint, every test under -race with the real clients and servers, a short fuzz pass
 	$(GO) test $(DEMOTAGS) -race -count=1 ./...
+	$(GO) test -race -count=1 ./internal/demo # the production build's stub for the Flight fake
 	CGO_ENABLED=1 $(GO) test -race -count=1 -tags openssl ./internal/opensslsign ./tlsconfig
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 

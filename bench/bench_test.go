@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/neo4j/private-ingress/ingress"
-	"github.com/neo4j/private-ingress/internal/loopback"
+	"github.com/neo4j/private-ingress/internal/testenv/loopback"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )

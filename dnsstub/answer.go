@@ -19,7 +19,9 @@ type zone struct {
 
 // answer builds the response to one query: the whole decision, apart from
 // forwarding, without I/O, so that tests can drive it as a table.
-func (s *Server) answer(r *dns.Msg) *dns.Msg {
+// mayForward says whether the client may use forwarding (see
+// Server.mayForward): it decides how an ANY outside the zones is answered.
+func (s *Server) answer(r *dns.Msg, mayForward bool) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Compress = true
@@ -28,21 +30,41 @@ func (s *Server) answer(r *dns.Msg) *dns.Msg {
 		return m
 	}
 	q := r.Question[0]
-	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+	// Only class IN is served. Any other class (CH's version.bind and
+	// hostname.bind, HS, NONE, and ANY too) is REFUSED, for names in the
+	// zones as well as outside them, and never forwarded.
+	if q.Qclass != dns.ClassINET {
+		m.Rcode = dns.RcodeRefused
+		return m
+	}
+	// No zone transfers: REFUSED at once, in one message, which AXFR and
+	// IXFR clients take as the end of the transfer (a lone SOA would leave
+	// them waiting for the closing one), and never forwarded.
+	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
 		m.Rcode = dns.RcodeRefused
 		return m
 	}
 	name := strings.ToLower(q.Name)
 	z := s.zoneOf(name)
 	if z == nil {
-		m.Rcode = dns.RcodeRefused // the caller forwards instead when it can
+		if q.Qtype == dns.TypeANY && mayForward {
+			// Never relayed (an amplifier's favourite): RFC 8482 section
+			// 4.2's synthesized HINFO to a client forwarding serves.
+			m.RecursionAvailable = true
+			m.Answer = append(m.Answer, &dns.HINFO{
+				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeHINFO, Class: dns.ClassINET, Ttl: s.cfg.TTL},
+				Cpu: "RFC8482", Os: "",
+			})
+			return m
+		}
+		m.Rcode = dns.RcodeRefused // the caller forwards instead when it may
 		return m
 	}
 	m.Authoritative = true
 
 	if name == z.name { // the apex
 		switch q.Qtype {
-		case dns.TypeSOA:
+		case dns.TypeSOA, dns.TypeANY: // ANY: one RRset (RFC 8482), the SOA
 			m.Answer = append(m.Answer, withName(z.soa, q.Name))
 		case dns.TypeNS:
 			m.Answer = append(m.Answer, withName(z.ns, q.Name))
@@ -58,7 +80,7 @@ func (s *Server) answer(r *dns.Msg) *dns.Msg {
 	rest := strings.TrimSuffix(name[:len(name)-len(z.name)], ".")
 	first := rest[strings.LastIndexByte(rest, '.')+1:]
 	if first == "_acme-challenge" || strings.HasPrefix(rest, "_acme-challenge.") {
-		if q.Qtype == dns.TypeTXT {
+		if q.Qtype == dns.TypeTXT || q.Qtype == dns.TypeANY {
 			m.Answer = s.txt(name, q.Name)
 		}
 		return s.noData(m, z)
@@ -71,6 +93,12 @@ func (s *Server) answer(r *dns.Msg) *dns.Msg {
 	switch q.Qtype {
 	case dns.TypeA, dns.TypeAAAA:
 		m.Answer = s.addresses(q.Name, q.Qtype)
+	case dns.TypeANY: // one RRset (RFC 8482): the A records, else the AAAA
+		if len(s.ipv4) > 0 {
+			m.Answer = s.addresses(q.Name, dns.TypeA)
+		} else {
+			m.Answer = s.addresses(q.Name, dns.TypeAAAA)
+		}
 	}
 	return s.noData(m, z)
 }

@@ -3,6 +3,7 @@ package dnsstub
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -17,6 +18,22 @@ type recorder struct {
 	remote net.Addr
 	msg    *dns.Msg
 	packed []byte
+}
+
+// loopback is the client of most tests: allowed to use forwarding by
+// default.
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+// newRecorderFrom is a recorder for a query that came from ip.
+func newRecorderFrom(network, ip string) *recorder {
+	w := newRecorder(network)
+	switch a := w.remote.(type) {
+	case *net.UDPAddr:
+		a.IP = net.ParseIP(ip)
+	case *net.TCPAddr:
+		a.IP = net.ParseIP(ip)
+	}
+	return w
 }
 
 func newRecorder(network string) *recorder {
@@ -114,7 +131,7 @@ instances:
 		{"no ACME TXT elsewhere", plain, query("_acme-challenge."+zone, dns.TypeTXT), dns.RcodeSuccess, nil, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := tc.srv.answer(tc.q)
+			m := tc.srv.answer(tc.q, true)
 			if m.Rcode != tc.rcode {
 				t.Fatalf("rcode %s, want %s", dns.RcodeToString[m.Rcode], dns.RcodeToString[tc.rcode])
 			}
@@ -141,14 +158,14 @@ instances:
 		})
 	}
 	t.Run("apex SOA content", func(t *testing.T) {
-		m := plain.answer(query(zone, dns.TypeSOA))
+		m := plain.answer(query(zone, dns.TypeSOA), true)
 		soa, ok := m.Answer[0].(*dns.SOA)
 		if !ok || soa.Ns != "ns1."+zone || soa.Minttl != 60 || soa.Hdr.Name != zone {
 			t.Fatalf("SOA %v", m.Answer)
 		}
 	})
 	t.Run("NS glue", func(t *testing.T) {
-		m := plain.answer(query(zone, dns.TypeNS))
+		m := plain.answer(query(zone, dns.TypeNS), true)
 		if len(m.Extra) != 1 || m.Extra[0].String() != "ns1.production-orch-0000.neo4j.io.\t60\tIN\tA\t10.10.10.10" {
 			t.Fatalf("additional %v", m.Extra)
 		}
@@ -201,7 +218,7 @@ func TestServeDNSRefusesEDNSVersions(t *testing.T) {
 
 func TestFormErrWithoutOneQuestion(t *testing.T) {
 	s := testServer(t, Config{}, nil)
-	m := s.answer(&dns.Msg{})
+	m := s.answer(&dns.Msg{}, true)
 	if m.Rcode != dns.RcodeFormatError {
 		t.Fatalf("no question: %s", dns.RcodeToString[m.Rcode])
 	}
@@ -251,7 +268,7 @@ func BenchmarkUDPAnswer(b *testing.B) {
 	b.Run("full", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			m, _ := s.udpReply(pkt)
+			m, _ := s.udpReply(pkt, loopback)
 			m.PackBuffer(out)
 		}
 	})
@@ -282,7 +299,7 @@ func TestUDPReplyHandsForwardsBack(t *testing.T) {
 		{"ABCD1234.PRODUCTION-ORCH-0000.NEO4J.IO.", false},
 	} {
 		b, _ := query(tc.name, dns.TypeA).Pack()
-		reply, forward := s.udpReply(b)
+		reply, forward := s.udpReply(b, loopback)
 		if (forward != nil) != tc.forward || (reply != nil) == tc.forward {
 			t.Errorf("%s: reply %v, forward %v; want forwarded=%v", tc.name, reply != nil, forward != nil, tc.forward)
 		}
@@ -314,6 +331,10 @@ func TestFastPathTakes(t *testing.T) {
 		{"the apex", plain, query("production-orch-0000.neo4j.io.", dns.TypeA), false},
 		{"an ACME name", plain, query("_acme-challenge.production-orch-0000.neo4j.io.", dns.TypeA), false},
 		{"outside the zones", plain, query("example.com.", dns.TypeA), false},
+		{"ANY (RFC 8482: one RRset, full path)", plain, query("abcd1234.production-orch-0000.neo4j.io.", dns.TypeANY), false},
+		{"AXFR", plain, query("production-orch-0000.neo4j.io.", dns.TypeAXFR), false},
+		{"class CH", plain, withClass(query("abcd1234.production-orch-0000.neo4j.io.", dns.TypeA), dns.ClassCHAOS), false},
+		{"class ANY", plain, withClass(query("abcd1234.production-orch-0000.neo4j.io.", dns.TypeA), dns.ClassANY), false},
 		{"known_only", known, query("abcd1234.production-orch-0000.neo4j.io.", dns.TypeA), false},
 	} {
 		b, _ := tc.q.Pack()

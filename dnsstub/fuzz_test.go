@@ -3,6 +3,7 @@ package dnsstub
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -17,6 +18,9 @@ func FuzzServeDNS(f *testing.F) {
 		query("production-orch-0000.neo4j.io.", dns.TypeNS),
 		query("_acme-challenge.production-orch-0000.neo4j.io.", dns.TypeTXT),
 		query("example.com.", dns.TypeANY),
+		query("abcd1234.production-orch-0000.neo4j.io.", dns.TypeANY),
+		query("production-orch-0000.neo4j.io.", dns.TypeAXFR),
+		withClass(query("version.bind.", dns.TypeTXT), dns.ClassCHAOS),
 	} {
 		seed.SetEdns0(4096, true)
 		b, _ := seed.Pack()
@@ -50,6 +54,23 @@ func FuzzServeDNS(f *testing.F) {
 		if len(w.packed) > limit {
 			t.Fatalf("UDP answer of %d bytes for a client buffer of %d", len(w.packed), limit)
 		}
+		// Zone transfers and classes other than IN are always refused
+		// (BADVERS aside, which comes first).
+		qq := q.Question[0]
+		if opt := q.IsEdns0(); opt == nil || opt.Version() == 0 {
+			if (qq.Qtype == dns.TypeAXFR || qq.Qtype == dns.TypeIXFR || qq.Qclass != dns.ClassINET) && w.msg.Rcode != dns.RcodeRefused {
+				t.Fatalf("type %d class %d answered %s, want REFUSED", qq.Qtype, qq.Qclass, dns.RcodeToString[w.msg.Rcode])
+			}
+		}
+		// ANY is answered with one RRset at most (RFC 8482).
+		if qq.Qtype == dns.TypeANY && len(w.msg.Answer) > 0 {
+			first := w.msg.Answer[0].Header().Rrtype
+			for _, rr := range w.msg.Answer {
+				if rr.Header().Rrtype != first {
+					t.Fatalf("ANY answered with several RRsets: %v", w.msg.Answer)
+				}
+			}
+		}
 	})
 }
 
@@ -62,6 +83,9 @@ func FuzzUDPReply(f *testing.F) {
 		query("abcd1234.production-orch-0000.neo4j.io.", dns.TypeA),
 		query("ABCD1234.Production-Orch-0000.neo4j.io.", dns.TypeAAAA),
 		query("example.com.", dns.TypeA),
+		query("example.com.", dns.TypeANY),
+		query("example.com.", dns.TypeAXFR),
+		withClass(query("version.bind.", dns.TypeTXT), dns.ClassCHAOS),
 	} {
 		seed.SetEdns0(1232, false)
 		b, _ := seed.Pack()
@@ -75,8 +99,13 @@ func FuzzUDPReply(f *testing.F) {
 		many[i] = "10.0.0.1"
 	}
 	s := testServer(f, Config{AnswerIPv4: many, Forward: []string{"127.0.0.1:9"}}, nil)
+	outsider := netip.MustParseAddr("198.51.100.7")
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		reply, forward := s.udpReply(pkt)
+		// A client outside dns.allow is never forwarded for.
+		if _, forward := s.udpReply(pkt, outsider); forward != nil {
+			t.Fatalf("forwarded for a client outside allow: %v", forward.Question)
+		}
+		reply, forward := s.udpReply(pkt, loopback)
 		if len(pkt) < 12 || pkt[2]&0x80 != 0 {
 			if reply != nil || forward != nil {
 				t.Fatal("answered a runt or a response")
@@ -86,6 +115,9 @@ func FuzzUDPReply(f *testing.F) {
 		if forward != nil {
 			if reply != nil || len(forward.Question) != 1 {
 				t.Fatal("a forward must be one question and no reply")
+			}
+			if q := forward.Question[0]; q.Qclass != dns.ClassINET || !relayed(q.Qtype) {
+				t.Fatalf("forwarded type %d class %d: only class IN, never ANY or a transfer", q.Qtype, q.Qclass)
 			}
 			return
 		}
@@ -124,6 +156,8 @@ func FuzzFastPathMatchesFullPath(f *testing.F) {
 		{"abcd1234.production-orch-0000.neo4j.io.", dns.TypeA, 100, false, false},
 		{"_acme-challenge.production-orch-0000.neo4j.io.", dns.TypeA, 0, false, false},
 		{"production-orch-0000.neo4j.io.", dns.TypeA, 0, false, false},
+		{"abcd1234.production-orch-0000.neo4j.io.", dns.TypeANY, 1232, true, false},
+		{"production-orch-0000.neo4j.io.", dns.TypeAXFR, 0, false, false},
 	} {
 		m := query(seed.name, seed.qtype)
 		m.RecursionDesired, m.CheckingDisabled = seed.rd, seed.cd
@@ -145,7 +179,7 @@ func FuzzFastPathMatchesFullPath(f *testing.F) {
 		if !ok {
 			return
 		}
-		reply, forward := s.udpReply(pkt)
+		reply, forward := s.udpReply(pkt, loopback)
 		if reply == nil || forward != nil {
 			t.Fatalf("the fast path answered what the full path does not: %x", pkt)
 		}

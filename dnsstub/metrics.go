@@ -12,6 +12,8 @@ type metrics struct {
 	queries  *prometheus.CounterVec
 	duration prometheus.Histogram
 	panics   prometheus.Counter
+	// tcpRefused counts DNS-over-TCP connections closed at accept.
+	tcpRefused prometheus.Counter
 
 	fastA, fastAAAA prometheus.Counter // the fast path's NOERROR children, resolved once
 }
@@ -34,10 +36,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "dnsstub_panics_total",
 			Help: "Panics recovered while answering a query.",
 		}),
+		tcpRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dnsstub_tcp_refused_total",
+			Help: "DNS-over-TCP connections closed at accept because dns.max_tcp_connections were open.",
+		}),
 	}
 	m.fastA = m.queries.WithLabelValues("A", "NOERROR")
 	m.fastAAAA = m.queries.WithLabelValues("AAAA", "NOERROR")
-	reg.MustRegister(m.queries, m.duration, m.panics)
+	reg.MustRegister(m.queries, m.duration, m.panics, m.tcpRefused)
 	return m
 }
 
@@ -50,12 +56,20 @@ func (m *metrics) observe(qtype uint16, rcode int, start time.Time) {
 	m.duration.Observe(time.Since(start).Seconds())
 }
 
+// refusedTCP counts one DNS-over-TCP connection closed at accept.
+func (m *metrics) refusedTCP() {
+	if m != nil {
+		m.tcpRefused.Inc()
+	}
+}
+
 // qtypeLabel keeps the qtype label to a small fixed set: a client choosing
 // arbitrary type numbers must not create series.
 func qtypeLabel(t uint16) string {
 	switch t {
 	case dns.TypeA, dns.TypeAAAA, dns.TypeSOA, dns.TypeNS, dns.TypeTXT, dns.TypeANY,
-		dns.TypeCNAME, dns.TypeMX, dns.TypeSRV, dns.TypeHTTPS, dns.TypePTR, dns.TypeCAA:
+		dns.TypeCNAME, dns.TypeMX, dns.TypeSRV, dns.TypeHTTPS, dns.TypePTR, dns.TypeCAA,
+		dns.TypeAXFR, dns.TypeIXFR:
 		return dns.TypeToString[t]
 	}
 	return "other"

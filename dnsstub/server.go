@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ type Server struct {
 	zones   map[string]*zone // by lower-case FQDN
 	ipv4    []net.IP
 	ipv6    []net.IP
+	allow   []netip.Prefix // the clients forwarding answers
 	routes  *routing.Holder
 	acme    *TXTStore
 	logger  *zap.Logger
@@ -66,6 +68,7 @@ func New(opts Options) *Server {
 		zones:   map[string]*zone{},
 		ipv4:    parseIPs(opts.Config.AnswerIPv4, true),
 		ipv6:    parseIPs(opts.Config.AnswerIPv6, false),
+		allow:   opts.Config.allowPrefixes(),
 		routes:  opts.Routes,
 		acme:    &TXTStore{},
 		logger:  opts.Logger,
@@ -128,6 +131,9 @@ func (s *Server) Listen(ctx context.Context) error {
 		// Bursts overflow the kernel's default (~208 KiB) receive buffer.
 		uc.SetReadBuffer(udpReadBuffer)
 	}
+	// Connections beyond the cap are closed at accept: idle ones must not
+	// hold the descriptors the TLS listeners need.
+	ln = &limitListener{Listener: ln, max: int64(s.cfg.maxTCPConnections()), refused: s.metrics.refusedTCP}
 	s.conn, s.ln = pc.(*net.UDPConn), ln
 	s.tcp = &dns.Server{
 		Listener: ln, Handler: s,
@@ -145,10 +151,12 @@ func (s *Server) Addr() string { return s.conn.LocalAddr().String() }
 
 // DialAddr returns an address to query the server at from this host: the
 // bound one, with an unspecified host (":53", "[::]:53") made loopback.
-func (s *Server) DialAddr() string {
-	host, port, err := net.SplitHostPort(s.Addr())
+func (s *Server) DialAddr() string { return dialable(s.Addr()) }
+
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return s.Addr()
+		return addr
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
@@ -166,23 +174,45 @@ func (s *Server) Serve() error {
 	return errors.Join(udpErr, tcpErr)
 }
 
-// Shutdown stops both servers.
+// Shutdown stops both servers, also when Serve has not started yet (a
+// signal at start-up): then Serve, when it runs, returns at once.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return errors.Join(s.conn.Close(), s.tcp.ShutdownContext(ctx))
+	udpErr := s.conn.Close()
+	tcpErr := s.tcp.ShutdownContext(ctx)
+	if tcpErr != nil && strings.Contains(tcpErr.Error(), "not started") {
+		// miekg/dns has not reached its accept loop: closing the listener
+		// makes that loop end as soon as it starts.
+		tcpErr = s.ln.Close()
+	}
+	return errors.Join(udpErr, tcpErr)
 }
 
 // ServeDNS answers one query that miekg/dns read (TCP, and UDP in tests).
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	_, udp := w.RemoteAddr().(*net.UDPAddr)
-	m := s.respond(r, udp)
+	m := s.respond(r, udp, clientAddr(w.RemoteAddr()))
 	if err := w.WriteMsg(m); err != nil {
 		s.logger.Debug("writing DNS answer", zap.Error(err))
 	}
 }
 
-// respond is the life of one query: guard, EDNS version, answer or forward,
-// then fit the answer to the client's buffer. It never returns nil.
-func (s *Server) respond(r *dns.Msg, udp bool) (m *dns.Msg) {
+// clientAddr is the client's IP, IPv4-mapped addresses unmapped (a socket
+// bound to [::] sees IPv4 clients as ::ffff:a.b.c.d); the zero Addr when
+// unknown, which no allow list contains.
+func clientAddr(a net.Addr) netip.Addr {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// respond is the life of one query from client: guard, EDNS version, answer
+// or forward, then fit the answer to the client's buffer. It never returns
+// nil.
+func (s *Server) respond(r *dns.Msg, udp bool, client netip.Addr) (m *dns.Msg) {
 	start := time.Now()
 	var qtype uint16
 	if len(r.Question) > 0 {
@@ -206,11 +236,10 @@ func (s *Server) respond(r *dns.Msg, udp bool) (m *dns.Msg) {
 		m = new(dns.Msg)
 		m.SetReply(r)
 		m.Rcode = dns.RcodeBadVers // extended rcode: carried in the OPT record below
+	case s.forwards(r, client):
+		m = s.forward(r, udp)
 	default:
-		m = s.answer(r)
-		if m.Rcode == dns.RcodeRefused && len(s.cfg.Forward) > 0 && len(r.Question) == 1 {
-			m = s.forward(r, udp)
-		}
+		m = s.answer(r, s.mayForward(client))
 	}
 	size := dns.MinMsgSize
 	if opt != nil {
@@ -256,18 +285,48 @@ func fits(m *dns.Msg, size int) bool {
 	return n <= size
 }
 
-// forwards reports whether respond would forward r: a name outside every
-// zone, with upstreams configured.
-func (s *Server) forwards(r *dns.Msg) bool {
-	if len(s.cfg.Forward) == 0 || len(r.Question) != 1 {
+// mayForward reports whether client may use forwarding: upstreams are
+// configured and dns.allow holds the client's address.
+func (s *Server) mayForward(client netip.Addr) bool {
+	if len(s.cfg.Forward) == 0 || !client.IsValid() {
+		return false
+	}
+	client = client.Unmap()
+	for _, p := range s.allow {
+		if p.Contains(client) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwards reports whether respond would forward r from client: one
+// question of class IN, of a type worth relaying (not ANY, AXFR, IXFR: see
+// answer), for a name outside every zone, EDNS version 0 or none, and a
+// client that mayForward. Anything else answer decides.
+func (s *Server) forwards(r *dns.Msg, client netip.Addr) bool {
+	if len(r.Question) != 1 || !s.mayForward(client) {
 		return false
 	}
 	if opt := r.IsEdns0(); opt != nil && opt.Version() != 0 {
 		return false
 	}
-	// answer's two reasons to refuse, without building the answer.
 	q := r.Question[0]
-	return q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY || s.zoneOf(strings.ToLower(q.Name)) == nil
+	if q.Qclass != dns.ClassINET || !relayed(q.Qtype) {
+		return false
+	}
+	return s.zoneOf(strings.ToLower(q.Name)) == nil
+}
+
+// relayed reports whether a query type may go upstream: ANY is answered
+// minimally here (RFC 8482) and zone transfers are refused, so that neither
+// can turn the stub into an amplifier of someone else's large answers.
+func relayed(qtype uint16) bool {
+	switch qtype {
+	case dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR:
+		return false
+	}
+	return true
 }
 
 // forward asks the upstream resolvers in turn, over the transport the

@@ -282,3 +282,31 @@ func TestForwardingDoesNotStallTheZone(t *testing.T) {
 		t.Errorf("answers came as %v: the zone waited for the upstream", order)
 	}
 }
+
+// TestDialAddr: the stub's own address, as the ACME solver's propagation
+// checks dial it.
+func TestDialAddr(t *testing.T) {
+	s, _ := startStub(t, dnsstub.Config{AnswerIPv4: []string{"10.10.10.10"}}, nil)
+	if got := s.DialAddr(); got != s.Addr() {
+		t.Errorf("DialAddr() = %q, want the bound %q", got, s.Addr())
+	}
+}
+
+// TestShutdownBeforeServe: a SIGTERM at start-up can shut the stub down
+// before its Serve goroutine has run; Serve must still return.
+func TestShutdownBeforeServe(t *testing.T) {
+	s := dnsstub.New(dnsstub.Options{Config: dnsstub.Config{Address: "127.0.0.1:0", AnswerIPv4: []string{"10.10.10.10"}, TTL: 60}, Namespace: ns})
+	if err := s.Listen(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown before Serve: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	select {
+	case <-done:
+	case <-time.After(testenv.WaitTimeout): // a failure bound
+		t.Fatal("Serve did not return after Shutdown")
+	}
+}

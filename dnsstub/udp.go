@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -56,7 +57,11 @@ func (s *Server) udpReader(conn *net.UDPConn) error {
 		outBufs[i] = make([]byte, maxUDPSize)
 	}
 	for {
-		n, err := pc.ReadBatch(in, 0)
+		// MSG_WAITFORONE: return once one datagram is in, even if the socket
+		// was turned blocking under us (a hand-over's exec clears
+		// O_NONBLOCK on the shared socket for a moment): a blocking read
+		// would otherwise wait for a full batch.
+		n, err := pc.ReadBatch(in, readBatchFlags)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -76,7 +81,7 @@ func (s *Server) udpReader(conn *net.UDPConn) error {
 				send(b, in[i].Addr)
 				continue
 			}
-			reply, forward := s.udpReply(pkt)
+			reply, forward := s.udpReply(pkt, clientAddr(in[i].Addr))
 			if forward != nil {
 				s.forwardUDP(conn, forward, in[i].Addr)
 				continue
@@ -102,12 +107,13 @@ func (s *Server) udpReader(conn *net.UDPConn) error {
 	}
 }
 
-// udpReply decides what to send back for one datagram, with miekg/dns's
-// default acceptance rules: responses and unparseable headers get nothing
-// (any reply could be used to amplify), other opcodes NOTIMP, anything but
-// exactly one question or a body that does not parse FORMERR. A query to
-// forward comes back as forward instead, to be answered off the read loop.
-func (s *Server) udpReply(pkt []byte) (reply, forward *dns.Msg) {
+// udpReply decides what to send back for one datagram from client, with
+// miekg/dns's default acceptance rules: responses and unparseable headers
+// get nothing (any reply could be used to amplify), other opcodes NOTIMP,
+// anything but exactly one question or a body that does not parse FORMERR.
+// A query to forward comes back as forward instead, to be answered off the
+// read loop.
+func (s *Server) udpReply(pkt []byte, client netip.Addr) (reply, forward *dns.Msg) {
 	if len(pkt) < 12 {
 		return nil, nil
 	}
@@ -133,10 +139,10 @@ func (s *Server) udpReply(pkt []byte) (reply, forward *dns.Msg) {
 	if err := r.Unpack(pkt); err != nil {
 		return refuse(dns.RcodeFormatError), nil
 	}
-	if s.forwards(r) {
+	if s.forwards(r, client) {
 		return nil, r
 	}
-	return s.respond(r, true), nil
+	return s.respond(r, true, client), nil
 }
 
 // maxForwards bounds the forwarded UDP queries waiting on upstreams.
@@ -160,7 +166,7 @@ func (s *Server) forwardUDP(conn *net.UDPConn, r *dns.Msg, addr net.Addr) {
 	}
 	go func() {
 		defer func() { <-s.forwarding }()
-		m := s.respond(r, true)
+		m := s.respond(r, true, clientAddr(addr))
 		b, err := m.Pack()
 		if err == nil {
 			_, err = conn.WriteTo(b, addr)

@@ -101,6 +101,10 @@ type Timeouts struct {
 	Handshake time.Duration `yaml:"handshake"` // PROXY header and TLS handshake together
 	Idle      time.Duration `yaml:"idle"`      // no byte either way for this long closes; 0 = never
 	Drain     time.Duration `yaml:"drain"`     // how long SIGTERM waits for open connections
+	// ShutdownDelay is how long, after SIGTERM, /readyz says 503 while the
+	// listeners still accept: a load balancer keeps sending new connections
+	// until its health checks see the 503 and it deregisters the target.
+	ShutdownDelay time.Duration `yaml:"shutdown_delay"`
 }
 
 // Limits bound what the ingress holds.
@@ -111,6 +115,9 @@ type Limits struct {
 // AdminConfig is the admin HTTP server (/metrics, /healthz, /readyz).
 type AdminConfig struct {
 	Address string `yaml:"address"`
+	// Pprof serves Go's profiler under /debug/pprof/: off by default, since
+	// it shows goroutine dumps with source paths and heap contents.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Config is everything the Server needs from ingress.yaml.

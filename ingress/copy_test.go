@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/neo4j/private-ingress/internal/loopback"
+	"github.com/neo4j/private-ingress/internal/testenv/loopback"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
 

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/neo4j/private-ingress/internal/loopback"
 	"github.com/neo4j/private-ingress/internal/testenv"
+	"github.com/neo4j/private-ingress/internal/testenv/loopback"
 )
 
 // TestBehindHAProxy puts a real HAProxy in front of the ingress, as the

@@ -21,8 +21,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/neo4j/private-ingress/ingress"
-	"github.com/neo4j/private-ingress/internal/loopback"
 	"github.com/neo4j/private-ingress/internal/testenv"
+	"github.com/neo4j/private-ingress/internal/testenv/loopback"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )

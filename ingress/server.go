@@ -169,6 +169,17 @@ func (s *Server) Addr(service string) net.Addr {
 	return nil
 }
 
+// Addrs returns every bound listener's address by service name.
+func (s *Server) Addrs() map[string]string {
+	addrs := make(map[string]string, len(s.listeners))
+	for _, l := range s.listeners {
+		if l.ln != nil {
+			addrs[l.cfg.Service] = l.ln.Addr().String()
+		}
+	}
+	return addrs
+}
+
 // Serve accepts connections on every listener until Shutdown. Listen must
 // have succeeded.
 func (s *Server) Serve() error {
@@ -185,6 +196,11 @@ func (s *Server) Serve() error {
 
 // Ready reports whether the server accepts connections (false once draining).
 func (s *Server) Ready() bool { return s.ready.Load() }
+
+// Unready turns Ready false while the listeners keep accepting: the
+// shutdown delay, during which a load balancer's health checks learn that
+// this target is leaving and stop sending it new connections.
+func (s *Server) Unready() { s.ready.Store(false) }
 
 // Shutdown drains: it stops accepting at once, waits for open connections
 // to finish until ctx is done, then closes the rest. It returns ctx's error

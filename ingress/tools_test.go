@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/neo4j/private-ingress/internal/loopback"
 	"github.com/neo4j/private-ingress/internal/testenv"
+	"github.com/neo4j/private-ingress/internal/testenv/loopback"
 )
 
 // startHTTPBackend serves HTTP/1.1 and cleartext HTTP/2 (prior knowledge),

@@ -36,4 +36,11 @@ func TestReadEntries(t *testing.T) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
 	}
+
+	// One instance in two files: one transaction cannot put both.
+	again := write("again.yaml", "dbid: ABCD1234\norch: \"0000\"\nbackends: {bolt: [\"127.0.0.2:7687\"]}\n")
+	entries, err = ReadEntries([]string{good, other, again}, ns)
+	if err == nil || entries != nil || !strings.Contains(err.Error(), "again.yaml: instance abcd1234 in orch 0000 is also in "+good) {
+		t.Errorf("ReadEntries of one instance twice = %+v, %v", entries, err)
+	}
 }

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/neo4j/private-ingress/internal/yamlutil"
 )
 
 // KVStore is what a route source needs of a revisioned key-value store:
-// etcd, through internal/etcdkv. routing stays free of its client (and of
+// etcd, through internal/fleet. routing stays free of its client (and of
 // the TLS, HTTP and logging that come with it).
 type KVStore interface {
 	// Load returns every key under prefix and the store's revision.
@@ -45,6 +48,15 @@ type KVBatch struct {
 // watch from that revision; a burst of changes is applied as one table.
 // While etcd is unreachable the last table keeps serving and Stale says
 // since when; a lost watch or a compaction reloads the prefix.
+//
+// A value counts only under its own key: one that names another instance
+// or orch than its key, or a key not of the form <prefix><orch>/<dbid>, is
+// refused like a value that does not parse. A refused value never removes
+// its key's last good entry, whether it arrives through the watch or a
+// full reload (Load); a key that never had a good value routes nothing.
+//
+// Reloads parse values before they take s.mu, and Stale has a lock of its
+// own that no reload takes: no reload, however large, makes /readyz wait.
 type EtcdSource struct {
 	Store     KVStore
 	Prefix    string // e.g. /ingress/routes/
@@ -59,38 +71,81 @@ type EtcdSource struct {
 	// Timeout bounds Refresh; zero leaves it to the caller's context.
 	Timeout time.Duration
 
-	mu         sync.Mutex
-	entries    map[string]Entry // by key
-	rev        int64            // the revision the entries reflect
-	staleSince time.Time        // zero while etcd answers
+	// reloadMu makes each reload (Load, or applying a batch of the
+	// watch) one step from reading to storing its table: a SIGHUP's Load
+	// and the watch never interleave, so an older table is never stored
+	// over a newer one. Only reloads take it.
+	reloadMu sync.Mutex
+
+	mu      sync.Mutex
+	entries map[string]Entry // by key
+	rev     int64            // the revision the entries reflect
+
+	staleMu    sync.Mutex
+	staleSince time.Time // zero while etcd answers
+
+	// parseHook, for tests, runs before each value is parsed.
+	parseHook func(key string)
 }
 
 // Key is where the instance dbid of orch lives under prefix.
 func Key(prefix, orch, dbid string) string { return prefix + orch + "/" + dbid }
 
-// Load reads every instance under the prefix and publishes the table.
+// parse decodes the value of kv and checks that it belongs under its key:
+// <prefix><orch>/<dbid> naming the same dbid and orch (ASCII case aside,
+// as routing lower-cases both). It runs without s.mu.
+func (s *EtcdSource) parse(kv KV) (Entry, error) {
+	if s.parseHook != nil {
+		s.parseHook(kv.Key)
+	}
+	name := "etcd:" + kv.Key
+	orch, dbid, ok := strings.Cut(strings.TrimPrefix(kv.Key, s.Prefix), "/")
+	if !ok || !strings.HasPrefix(kv.Key, s.Prefix) || !isLabel(dbid) || !isLabel(orchPrefix+orch) {
+		return Entry{}, yamlutil.Errors{{File: name, Msg: fmt.Sprintf("refused: not a route key (want %s<orch>/<dbid>, as `ingress routes put` writes)", s.Prefix)}}
+	}
+	e, err := ParseEntry(name, kv.Value, s.Namespace)
+	if err != nil {
+		return Entry{}, err
+	}
+	if !strings.EqualFold(dbid, e.DBID) || !strings.EqualFold(orch, e.Orch) {
+		return Entry{}, yamlutil.Errors{{File: name, Msg: fmt.Sprintf("refused: the value is instance %s in orch %s, whose key is %s; a value counts only under its own key",
+			e.DBID, e.Orch, Key(s.Prefix, e.Orch, e.DBID))}}
+	}
+	return e, nil
+}
+
+// Load reads every instance under the prefix and publishes the table. A
+// key whose value is refused keeps the entry it had (if any).
 func (s *EtcdSource) Load(ctx context.Context) error {
+	s.reloadMu.Lock()
 	kvs, rev, err := s.Store.Load(ctx, s.Prefix)
 	if err != nil {
+		s.reloadMu.Unlock()
 		return fmt.Errorf("loading routes from etcd %s: %w", s.Prefix, err)
 	}
 	entries := make(map[string]Entry, len(kvs))
 	var bad []error
+	var refused []string
 	for _, kv := range kvs {
-		e, err := ParseEntry("etcd:"+kv.Key, kv.Value, s.Namespace)
+		e, err := s.parse(kv)
 		if err != nil {
 			bad = append(bad, err)
+			refused = append(refused, kv.Key)
 			continue
 		}
 		entries[kv.Key] = e
 	}
 	s.mu.Lock()
+	for _, key := range refused {
+		if last, ok := s.entries[key]; ok {
+			entries[key] = last // the key keeps its last good value
+		}
+	}
 	s.entries, s.rev = entries, rev
 	s.mu.Unlock()
-	s.publish(len(kvs))
-	for _, err := range bad {
-		s.report(nil, 0, err)
-	}
+	t, dropped := s.build()
+	s.reloadMu.Unlock()
+	s.published(t, len(kvs), dropped, bad)
 	return nil
 }
 
@@ -161,34 +216,42 @@ func (s *EtcdSource) follow(ctx context.Context, from int64) error {
 }
 
 func (s *EtcdSource) apply(changes []KV, rev int64) {
+	s.reloadMu.Lock()
+	s.mu.Lock()
+	applied := s.rev
+	s.mu.Unlock()
+	// Parse first, without s.mu; then take it only to update the map.
+	entries := make([]Entry, len(changes))
+	errs := make([]error, len(changes))
+	for i, kv := range changes {
+		if !kv.Deleted && kv.ModRevision > applied {
+			entries[i], errs[i] = s.parse(kv)
+		}
+	}
 	var bad []error
 	s.mu.Lock()
-	for _, kv := range changes {
-		if kv.ModRevision <= s.rev {
-			continue // a reload after reconnecting already has it
-		}
-		if kv.Deleted {
+	for i, kv := range changes {
+		switch {
+		case kv.ModRevision <= applied:
+			// A reload after reconnecting already has it.
+		case kv.Deleted:
 			delete(s.entries, kv.Key)
-			continue
+		case errs[i] != nil:
+			bad = append(bad, errs[i]) // the key keeps its last good value
+		default:
+			s.entries[kv.Key] = entries[i]
 		}
-		e, err := ParseEntry("etcd:"+kv.Key, kv.Value, s.Namespace)
-		if err != nil {
-			bad = append(bad, err) // the key keeps its last good value
-			continue
-		}
-		s.entries[kv.Key] = e
 	}
 	s.rev = max(s.rev, rev)
 	s.mu.Unlock()
-	s.publish(len(changes))
-	for _, err := range bad {
-		s.report(nil, 0, err)
-	}
+	t, dropped := s.build()
+	s.reloadMu.Unlock()
+	s.published(t, len(changes), dropped, bad)
 }
 
-// publish builds the table from the entries, in key order so that a dbid
-// given under two keys resolves the same way every time.
-func (s *EtcdSource) publish(changes int) {
+// build makes the table of the entries, in key order so that a dbid given
+// under two keys resolves the same way every time, and stores it.
+func (s *EtcdSource) build() (*Table, []Entry) {
 	s.mu.Lock()
 	keys := make([]string, 0, len(s.entries))
 	for k := range s.entries {
@@ -202,9 +265,17 @@ func (s *EtcdSource) publish(changes int) {
 	s.mu.Unlock()
 	t, dropped := Build(s.Namespace, list, s.Holder.Load())
 	s.Holder.Store(t)
+	return t, dropped
+}
+
+// published reports a table stored, then what it left out.
+func (s *EtcdSource) published(t *Table, changes int, dropped []Entry, bad []error) {
 	s.report(t, changes, nil)
 	for _, e := range dropped {
 		s.report(nil, 0, fmt.Errorf("etcd: instance %s in orch %s is defined under more than one key; the first in key order wins", e.DBID, e.Orch))
+	}
+	for _, err := range bad {
+		s.report(nil, 0, err)
 	}
 }
 
@@ -231,7 +302,7 @@ func (s *EtcdSource) probe(ctx context.Context) {
 		pctx, cancel := context.WithTimeout(ctx, probeEvery)
 		err := s.Store.Ping(pctx)
 		cancel()
-		s.mu.Lock()
+		s.staleMu.Lock()
 		wasStale := !s.staleSince.IsZero()
 		switch {
 		case err != nil && !wasStale:
@@ -239,7 +310,7 @@ func (s *EtcdSource) probe(ctx context.Context) {
 		case err == nil:
 			s.staleSince = time.Time{}
 		}
-		s.mu.Unlock()
+		s.staleMu.Unlock()
 		if err == nil && wasStale {
 			if err := s.Load(ctx); err != nil {
 				s.report(nil, 0, err)
@@ -249,8 +320,9 @@ func (s *EtcdSource) probe(ctx context.Context) {
 }
 
 // Stale reports whether etcd has not answered since the time returned.
+// It takes no lock a reload holds.
 func (s *EtcdSource) Stale() (since time.Time, stale bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.staleMu.Lock()
+	defer s.staleMu.Unlock()
 	return s.staleSince, !s.staleSince.IsZero()
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // EtcdSource is tested here against fakeKV, an in-memory routing.KVStore;
-// internal/etcdkv's tests drive it against a real etcd.
+// internal/fleet's tests drive it against a real etcd.
 
 const prefix = "/ingress/routes/"
 

@@ -125,3 +125,35 @@ func TestValidEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestFastPathKnowsEverySchemaField: the instance schema is written in
+// instanceYAML, and parseFast must know every field of it. A field added
+// to the schema alone would send every file down the slow path without a
+// test failing; this one fails instead.
+func TestFastPathKnowsEverySchemaField(t *testing.T) {
+	samples := map[reflect.Kind]string{
+		reflect.String: "x",
+		reflect.Bool:   "true",
+		reflect.Slice:  "[vpce-1]",
+		reflect.Map:    "{bolt: [\"h:1\"]}",
+	}
+	typ := reflect.TypeFor[instanceYAML]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		key := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		t.Run(key, func(t *testing.T) {
+			doc := "instances:\n  - dbid: a\n    orch: \"0000\"\n"
+			if key != "dbid" && key != "orch" {
+				sample, ok := samples[f.Type.Kind()]
+				if !ok {
+					t.Fatalf("field %s of kind %s: give this test a sample value", key, f.Type.Kind())
+				}
+				doc += "    " + key + ": " + sample + "\n"
+			}
+			if _, ok := parseFast([]byte(doc)); !ok {
+				t.Errorf("parseFast declines the schema field %q: teach fastparser.set about it\n%s", key, doc)
+			}
+			checkFastAgainstYAML(t, []byte(doc))
+		})
+	}
+}

@@ -81,6 +81,9 @@ func parseYAML(file string, data []byte, ns Namespace, prev *Table) (*Table, err
 	if err != nil {
 		return nil, err
 	}
+	if err := checkIsTable(file, root); err != nil {
+		return nil, err
+	}
 	list := &yamlutil.List{File: file}
 	specs := make([]spec, len(raw.Instances))
 	addrs := 0
@@ -260,11 +263,12 @@ type Entry struct {
 }
 
 // ReadEntries reads and validates one instance document per file, every
-// file before returning: one wrong file yields no entries, and the error
-// names every file's problems.
+// file before returning: one wrong file (or two files of one instance)
+// yields no entries, and the error names every file's problems.
 func ReadEntries(files []string, ns Namespace) ([]Entry, error) {
 	var entries []Entry
 	var errs []error
+	fileOf := make(map[string]string, len(files)) // by dbid.orch
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -276,6 +280,11 @@ func ReadEntries(files []string, ns Namespace) ([]Entry, error) {
 			errs = append(errs, err)
 			continue
 		}
+		if first, dup := fileOf[e.DBID+"."+e.Orch]; dup {
+			errs = append(errs, fmt.Errorf("%s: instance %s in orch %s is also in %s", file, e.DBID, e.Orch, first))
+			continue
+		}
+		fileOf[e.DBID+"."+e.Orch] = file
 		entries = append(entries, e)
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -20,43 +20,46 @@ type wantErr struct {
 	msg  string
 }
 
-func TestParseErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		doc  string
-		want []wantErr // in the order reported
-		// upTo accepts any line from 1 to the wanted one: yaml.v3 reports
-		// some syntax errors at the start of the enclosing collection
-		// rather than at the offending line.
-		upTo bool
-	}{
-		{
-			name: "unknown key at top level",
-			doc:  "foo: 1\ninstances: []\n",
-			want: []wantErr{{1, `unknown key "foo"`}},
-		},
-		{
-			name: "unknown key inside an instance",
-			doc: `instances:
+// parseErrorCase is one malformed routes document and the problems Parse
+// must report for it.
+type parseErrorCase struct {
+	name string
+	doc  string
+	want []wantErr // in the order reported
+	// upTo accepts any line from 1 to the wanted one: yaml.v3 reports
+	// some syntax errors at the start of the enclosing collection
+	// rather than at the offending line.
+	upTo bool
+}
+
+var parseErrorTests = []parseErrorCase{
+	{
+		name: "unknown key at top level",
+		doc:  "foo: 1\ninstances: []\n",
+		want: []wantErr{{1, `unknown key "foo"`}},
+	},
+	{
+		name: "unknown key inside an instance",
+		doc: `instances:
   - dbid: a
     orch: "0000"
     foo: 1
 `,
-			want: []wantErr{{4, `unknown key "foo"`}},
-		},
-		{
-			name: "unknown keys at two levels",
-			doc: `instances:
+		want: []wantErr{{4, `unknown key "foo"`}},
+	},
+	{
+		name: "unknown keys at two levels",
+		doc: `instances:
   - dbid: a
     orch: "0000"
     foo: 1
 bar: 2
 `,
-			want: []wantErr{{4, `unknown key "foo"`}, {5, `unknown key "bar"`}},
-		},
-		{
-			name: "duplicate dbid",
-			doc: `instances:
+		want: []wantErr{{4, `unknown key "foo"`}, {5, `unknown key "bar"`}},
+	},
+	{
+		name: "duplicate dbid",
+		doc: `instances:
   - dbid: a
     orch: "0000"
   - dbid: b
@@ -64,40 +67,40 @@ bar: 2
   - dbid: a
     orch: "0000"
 `,
-			want: []wantErr{{6, "duplicate instance a in orch 0000 (first defined at line 2)"}},
-		},
-		{
-			name: "duplicate dbid differing in case",
-			doc: `instances:
+		want: []wantErr{{6, "duplicate instance a in orch 0000 (first defined at line 2)"}},
+	},
+	{
+		name: "duplicate dbid differing in case",
+		doc: `instances:
   - {dbid: abc, orch: "0000"}
   - {dbid: ABC, orch: "0000"}
 `,
-			want: []wantErr{{3, "duplicate instance abc in orch 0000 (first defined at line 2)"}},
-		},
-		{
-			name: "backend without port",
-			doc: `instances:
+		want: []wantErr{{3, "duplicate instance abc in orch 0000 (first defined at line 2)"}},
+	},
+	{
+		name: "backend without port",
+		doc: `instances:
   - dbid: a
     orch: "0000"
     backends:
       bolt:
         - 10.0.0.1
 `,
-			want: []wantErr{{6, `backend "10.0.0.1": no port`}},
-		},
-		{
-			name: "backend listed twice",
-			doc: `instances:
+		want: []wantErr{{6, `backend "10.0.0.1": no port`}},
+	},
+	{
+		name: "backend listed twice",
+		doc: `instances:
   - dbid: a
     orch: "0000"
     backends:
       bolt: ["10.0.0.1:7687", "10.0.0.2:7687", "10.0.0.1:7687"]
 `,
-			want: []wantErr{{5, `backend "10.0.0.1:7687" is listed twice for bolt`}},
-		},
-		{
-			name: "bad ports",
-			doc: `instances:
+		want: []wantErr{{5, `backend "10.0.0.1:7687" is listed twice for bolt`}},
+	},
+	{
+		name: "bad ports",
+		doc: `instances:
   - dbid: a
     orch: "0000"
     backends:
@@ -107,60 +110,60 @@ bar: 2
         - "10.0.0.1:http"
         - "10.0.0.1:7687"
 `,
-			want: []wantErr{
-				{6, `backend "10.0.0.1:0": port "0"`},
-				{7, `backend "10.0.0.1:70000": port "70000"`},
-				{8, `backend "10.0.0.1:http": port "http"`},
-			},
+		want: []wantErr{
+			{6, `backend "10.0.0.1:0": port "0"`},
+			{7, `backend "10.0.0.1:70000": port "70000"`},
+			{8, `backend "10.0.0.1:http": port "http"`},
 		},
-		{
-			name: "backend without host",
-			doc: `instances:
+	},
+	{
+		name: "backend without host",
+		doc: `instances:
   - dbid: a
     orch: "0000"
     backends:
       bolt: [":7687"]
 `,
-			want: []wantErr{{5, `backend ":7687": no host`}},
-		},
-		{
-			name: "unknown service in backends",
-			doc: `instances:
+		want: []wantErr{{5, `backend ":7687": no host`}},
+	},
+	{
+		name: "unknown service in backends",
+		doc: `instances:
   - dbid: a
     orch: "0000"
     backends:
       bolt: ["10.0.0.1:7687"]
       smtp: ["10.0.0.1:25"]
 `,
-			want: []wantErr{{6, `unknown service "smtp" in backends`}},
-		},
-		{
-			name: "orch not served",
-			doc: `instances:
+		want: []wantErr{{6, `unknown service "smtp" in backends`}},
+	},
+	{
+		name: "orch not served",
+		doc: `instances:
   - dbid: a
     orch: "0001"
 `,
-			want: []wantErr{{3, `orch "0001" is not served`}},
-		},
-		{
-			name: "orch that cannot form a label",
-			doc: `instances:
+		want: []wantErr{{3, `orch "0001" is not served`}},
+	},
+	{
+		name: "orch that cannot form a label",
+		doc: `instances:
   - dbid: a
     orch: "00_0"
 `,
-			want: []wantErr{{3, `orch "00_0" cannot form the label`}},
-		},
-		{
-			name: "missing dbid and orch",
-			doc: `instances:
+		want: []wantErr{{3, `orch "00_0" cannot form the label`}},
+	},
+	{
+		name: "missing dbid and orch",
+		doc: `instances:
   - orch: "0000"
   - dbid: b
 `,
-			want: []wantErr{{2, "instance has no dbid"}, {3, `instance "b" has no orch`}},
-		},
-		{
-			name: "bad dbid labels",
-			doc: `instances:
+		want: []wantErr{{2, "instance has no dbid"}, {3, `instance "b" has no orch`}},
+	},
+	{
+		name: "bad dbid labels",
+		doc: `instances:
   - dbid: a_b
     orch: "0000"
   - dbid: -ab
@@ -172,17 +175,17 @@ bar: 2
   - dbid: a.b
     orch: "0000"
 `,
-			want: []wantErr{
-				{2, `dbid "a_b" is not a DNS label`},
-				{4, `dbid "-ab" is not a DNS label`},
-				{6, `dbid "bücher" is not a DNS label`},
-				{8, fmt.Sprintf("dbid %q is not a DNS label", strings.Repeat("a", 64))},
-				{10, `dbid "a.b" is not a DNS label`},
-			},
+		want: []wantErr{
+			{2, `dbid "a_b" is not a DNS label`},
+			{4, `dbid "-ab" is not a DNS label`},
+			{6, `dbid "bücher" is not a DNS label`},
+			{8, fmt.Sprintf("dbid %q is not a DNS label", strings.Repeat("a", 64))},
+			{10, `dbid "a.b" is not a DNS label`},
 		},
-		{
-			name: "bad endpoint ids",
-			doc: `instances:
+	},
+	{
+		name: "bad endpoint ids",
+		doc: `instances:
   - dbid: a
     orch: "0000"
     endpoints:
@@ -193,84 +196,84 @@ bar: 2
       - "psc:"
       - azure:1234
 `,
-			want: []wantErr{
-				{6, `endpoint "vpce-ABC"`},
-				{7, `endpoint "aws:123"`},
-				{8, `endpoint "azure:abc"`},
-				{9, `endpoint "psc:"`},
-			},
+		want: []wantErr{
+			{6, `endpoint "vpce-ABC"`},
+			{7, `endpoint "aws:123"`},
+			{8, `endpoint "azure:abc"`},
+			{9, `endpoint "psc:"`},
 		},
-		{
-			name: "empty backend lists",
-			doc: `instances:
+	},
+	{
+		name: "empty backend lists",
+		doc: `instances:
   - dbid: a
     orch: "0000"
     backends:
       bolt: []
       http:
 `,
-			want: []wantErr{{5, "service bolt has an empty backend list"}, {6, "service http has an empty backend list"}},
-		},
-		{
-			name: "YAML syntax error",
-			doc: `instances:
+		want: []wantErr{{5, "service bolt has an empty backend list"}, {6, "service http has an empty backend list"}},
+	},
+	{
+		name: "YAML syntax error",
+		doc: `instances:
   - dbid: a
     orch: "0000
 `,
-			want: []wantErr{{3, ""}},
-		},
-		{
-			name: "YAML syntax error: bad indentation",
-			doc: `instances:
+		want: []wantErr{{3, ""}},
+	},
+	{
+		name: "YAML syntax error: bad indentation",
+		doc: `instances:
   - dbid: a
     orch: "0000"
    public: true
 `,
-			want: []wantErr{{4, ""}},
-			upTo: true,
-		},
-		{
-			name: "backends given as a string",
-			doc: `instances:
+		want: []wantErr{{4, ""}},
+		upTo: true,
+	},
+	{
+		name: "backends given as a string",
+		doc: `instances:
   - dbid: a
     orch: "0000"
     backends: "10.0.0.1:7687"
 `,
-			want: []wantErr{{4, ""}},
-		},
-		{
-			name: "public is not a boolean",
-			doc: `instances:
+		want: []wantErr{{4, ""}},
+	},
+	{
+		name: "public is not a boolean",
+		doc: `instances:
   - dbid: a
     orch: "0000"
     public: maybe
 `,
-			want: []wantErr{{4, ""}},
-		},
-		{
-			name: "instances given as a string",
-			doc:  "instances: foo\n",
-			want: []wantErr{{1, ""}},
-		},
-		{
-			name: "document is a list",
-			doc:  "- dbid: a\n",
-			want: []wantErr{{1, ""}},
-		},
-		{
-			name: "service defined twice",
-			doc: `instances:
+		want: []wantErr{{4, ""}},
+	},
+	{
+		name: "instances given as a string",
+		doc:  "instances: foo\n",
+		want: []wantErr{{1, ""}},
+	},
+	{
+		name: "document is a list",
+		doc:  "- dbid: a\n",
+		want: []wantErr{{1, ""}},
+	},
+	{
+		name: "service defined twice",
+		doc: `instances:
   - dbid: a
     orch: "0000"
     backends:
       bolt: ["10.0.0.1:7687"]
       bolt: ["10.0.0.2:7687"]
 `,
-			want: []wantErr{{6, ""}},
-		},
-		{
-			name: "several errors in line order",
-			doc: `instances:
+		want: []wantErr{{6, ""}},
+	},
+	{
+		name: "several errors in line order",
+		doc: `instances:
   - dbid: a_b
     orch: "0001"
     endpoints: [vpce-BAD]
@@ -284,79 +287,94 @@ bar: 2
   - dbid: OK
     orch: "0000"
 `,
-			want: []wantErr{
-				{2, `dbid "a_b" is not a DNS label`},
-				{3, `orch "0001" is not served`},
-				{4, `endpoint "vpce-BAD"`},
-				{6, `backend "10.0.0.1": no port`},
-				{7, `backend "10.0.0.1:0": port "0"`},
-				{8, `unknown service "smtp"`},
-				{9, "service http has an empty backend list"},
-				{12, "duplicate instance ok in orch 0000 (first defined at line 10)"},
-			},
+		want: []wantErr{
+			{2, `dbid "a_b" is not a DNS label`},
+			{3, `orch "0001" is not served`},
+			{4, `endpoint "vpce-BAD"`},
+			{6, `backend "10.0.0.1": no port`},
+			{7, `backend "10.0.0.1:0": port "0"`},
+			{8, `unknown service "smtp"`},
+			{9, "service http has an empty backend list"},
+			{12, "duplicate instance ok in orch 0000 (first defined at line 10)"},
 		},
-	}
-	for _, tc := range tests {
+	},
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range parseErrorTests {
 		t.Run(tc.name, func(t *testing.T) {
-			tb, err := Parse("routes.yaml", []byte(tc.doc), testNS, nil)
-			if err == nil {
-				t.Fatalf("Parse succeeded (%d instances); want errors", tb.Len())
-			}
-			if tb != nil {
-				t.Errorf("Parse returned a table with its error")
-			}
-			var es yamlutil.Errors
-			if !errors.As(err, &es) {
-				t.Fatalf("error %T is not yamlutil.Errors: %v", err, err)
-			}
-			lines := strings.Split(err.Error(), "\n")
-			if len(es) != len(tc.want) || len(lines) != len(tc.want) {
-				t.Fatalf("got %d errors:\n%v\nwant %d", len(es), err, len(tc.want))
-			}
-			for i, w := range tc.want {
-				if tc.upTo && es[i].Line >= 1 && es[i].Line <= w.line {
-					w.line = es[i].Line
-				}
-				prefix := fmt.Sprintf("routes.yaml:%d: ", w.line)
-				if !strings.HasPrefix(lines[i], prefix) || !strings.Contains(lines[i], w.msg) {
-					t.Errorf("error %d = %q; want prefix %q containing %q", i, lines[i], prefix, w.msg)
-				}
-				if es[i].File != "routes.yaml" || es[i].Line != w.line {
-					t.Errorf("error %d at %s:%d; want routes.yaml:%d", i, es[i].File, es[i].Line, w.line)
-				}
-				if len(lines[i]) <= len(prefix) {
-					t.Errorf("error %d = %q has no message", i, lines[i])
-				}
-			}
+			checkParseErrors(t, tc)
 		})
 	}
 }
 
+// checkParseErrors parses tc.doc and checks that it fails with exactly the
+// problems in tc.want, each at its line and in order.
+func checkParseErrors(t *testing.T, tc parseErrorCase) {
+	tb, err := Parse("routes.yaml", []byte(tc.doc), testNS, nil)
+	if err == nil {
+		t.Fatalf("Parse succeeded (%d instances); want errors", tb.Len())
+	}
+	if tb != nil {
+		t.Errorf("Parse returned a table with its error")
+	}
+	var es yamlutil.Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("error %T is not yamlutil.Errors: %v", err, err)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(es) != len(tc.want) || len(lines) != len(tc.want) {
+		t.Fatalf("got %d errors:\n%v\nwant %d", len(es), err, len(tc.want))
+	}
+	for i, w := range tc.want {
+		if tc.upTo && es[i].Line >= 1 && es[i].Line <= w.line {
+			w.line = es[i].Line
+		}
+		prefix := fmt.Sprintf("routes.yaml:%d: ", w.line)
+		if !strings.HasPrefix(lines[i], prefix) || !strings.Contains(lines[i], w.msg) {
+			t.Errorf("error %d = %q; want prefix %q containing %q", i, lines[i], prefix, w.msg)
+		}
+		if es[i].File != "routes.yaml" || es[i].Line != w.line {
+			t.Errorf("error %d at %s:%d; want routes.yaml:%d", i, es[i].File, es[i].Line, w.line)
+		}
+		if len(lines[i]) <= len(prefix) {
+			t.Errorf("error %d = %q has no message", i, lines[i])
+		}
+	}
+}
+
+// TestParseEmpty: only `instances: []` is an empty table. A file that is
+// empty, holds only whitespace or comments, or lacks a value for
+// instances is what a writer that truncates first leaves for a moment:
+// refused, so that the last good table stays.
 func TestParseEmpty(t *testing.T) {
-	for _, doc := range []string{
-		"",
-		"\n",
-		"# no routes yet\n",
-		"---\n",
-		"~\n",
-		"instances:\n",
-		"instances: []\n",
+	for doc, want := range map[string]string{
+		"":                  "routes.yaml: no routes: the file is empty or holds only comments",
+		"\n":                "routes.yaml: no routes: the file is empty or holds only comments",
+		"  \n   \n":         "routes.yaml: no routes: the file is empty or holds only comments",
+		"# no routes yet\n": "routes.yaml: no routes: the file is empty or holds only comments",
+		"---\n":             "routes.yaml: no routes: the file is empty or holds only comments",
+		"~\n":               "routes.yaml: no routes: the file is empty or holds only comments",
+		"instances:\n":      "routes.yaml:1: instances has no value",
+		"instances: ~\n":    "routes.yaml:1: instances has no value",
+		"{}\n":              "routes.yaml:1: no instances key",
 	} {
 		t.Run(fmt.Sprintf("%q", doc), func(t *testing.T) {
 			tb, err := Parse("routes.yaml", []byte(doc), testNS, nil)
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			if tb == nil || tb.Len() != 0 {
-				t.Fatalf("Parse = %v; want an empty table", tb)
-			}
-			if _, res := tb.Lookup("abcd1234.production-orch-0000.neo4j.io"); res != UnknownDBID {
-				t.Errorf("Lookup in empty table = %v; want UnknownDBID", res)
-			}
-			if ns := tb.Namespace(); ns.Domain != "neo4j.io" {
-				t.Errorf("Namespace() = %+v; want the namespace given to Parse", ns)
+			if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "instances: []") {
+				t.Fatalf("Parse = %v, %v; want an error starting %q that says how to write an empty table", tb, err, want)
 			}
 		})
+	}
+	tb, err := Parse("routes.yaml", []byte("instances: []\n"), testNS, nil)
+	if err != nil || tb == nil || tb.Len() != 0 {
+		t.Fatalf("Parse(instances: []) = %v, %v; want an empty table", tb, err)
+	}
+	if _, res := tb.Lookup("abcd1234.production-orch-0000.neo4j.io"); res != UnknownDBID {
+		t.Errorf("Lookup in empty table = %v; want UnknownDBID", res)
+	}
+	if ns := tb.Namespace(); ns.Domain != "neo4j.io" {
+		t.Errorf("Namespace() = %+v; want the namespace given to Parse", ns)
 	}
 }
 

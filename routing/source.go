@@ -43,8 +43,11 @@ func (s *EtcdSource) Refresh(ctx context.Context) error {
 }
 
 // StaleDetail is what /readyz adds to "ready" about src: nothing while it
-// answers, since when it has not otherwise.
+// answers (or for no source at all), since when it has not otherwise.
 func StaleDetail(src Source) string {
+	if src == nil {
+		return ""
+	}
 	since, stale := src.Stale()
 	if !stale {
 		return ""

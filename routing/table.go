@@ -48,6 +48,16 @@ type Namespace struct {
 	Orchestras []string // lower case
 }
 
+// Wildcards are the certificate names that cover every served zone:
+// *.production-orch-<orch>.<domain>.
+func (n Namespace) Wildcards() []string {
+	names := make([]string, len(n.Orchestras))
+	for i, orch := range n.Orchestras {
+		names[i] = "*." + ZoneName(orch, n.Domain)
+	}
+	return names
+}
+
 // Equal reports whether two namespaces are the same.
 func (n Namespace) Equal(o Namespace) bool {
 	return n.Domain == o.Domain && slices.Equal(n.Orchestras, o.Orchestras)

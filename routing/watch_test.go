@@ -142,6 +142,80 @@ func TestWatcherReloadWithoutCallback(t *testing.T) {
 	}
 }
 
+// runWatch is a Watcher whose Run loop is going, with the channels a test
+// reads its progress from.
+type runWatch struct {
+	t       *testing.T
+	w       *Watcher
+	reloads chan reload
+	done    chan error // Run's result
+	timeout *time.Timer
+}
+
+// startRun starts w.Run in the background. Cleanup cancels it and checks
+// that it returns without an error.
+func startRun(t *testing.T, w *Watcher, reloads chan reload) *runWatch {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(waitFor):
+			t.Error("Run did not return after its context was cancelled")
+		}
+	})
+	timeout := time.NewTimer(waitFor)
+	t.Cleanup(func() { timeout.Stop() })
+	return &runWatch{t: t, w: w, reloads: reloads, done: done, timeout: timeout}
+}
+
+// next returns the next OnReload call, failing if Run returns or the
+// timeout fires first.
+func (rw *runWatch) next(what string) reload {
+	t := rw.t
+	t.Helper()
+	select {
+	case r := <-rw.reloads:
+		return r
+	case err := <-rw.done:
+		t.Fatalf("%s: Run returned early: %v", what, err)
+	case <-rw.timeout.C:
+		t.Fatalf("%s: no OnReload within %v", what, waitFor)
+	}
+	panic("unreachable")
+}
+
+// firstRewrite replaces the file with data and returns the OnReload call
+// for it. Run has no "ready" signal and events before its watch is in
+// place are lost, so the same content is written again (the ticker paces
+// the rewrites) until it is seen; once published, the identical rewrites
+// are ignored.
+func (rw *runWatch) firstRewrite(data string) reload {
+	t := rw.t
+	t.Helper()
+	replaceFile(t, rw.w.Path, data)
+	retry := time.NewTicker(200 * time.Millisecond)
+	defer retry.Stop()
+	for {
+		select {
+		case r := <-rw.reloads:
+			return r
+		case err := <-rw.done:
+			t.Fatalf("Run returned early: %v", err)
+		case <-rw.timeout.C:
+			t.Fatalf("new file: no OnReload within %v", waitFor)
+		case <-retry.C:
+			replaceFile(t, rw.w.Path, data)
+		}
+	}
+}
+
 func TestWatcherRun(t *testing.T) {
 	w, reloads := newTestWatcher(t, testRoutes)
 	if err := w.Reload(true); err != nil {
@@ -153,59 +227,12 @@ func TestWatcherRun(t *testing.T) {
 	failed := inst.Pool(Bolt).Order(t0, nil)[0]
 	failed.Fail(t0, time.Hour)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(waitFor):
-			t.Error("Run did not return after its context was cancelled")
-		}
-	}()
+	rw := startRun(t, w, reloads)
 
-	timeout := time.NewTimer(waitFor)
-	defer timeout.Stop()
-	next := func(what string) reload {
-		t.Helper()
-		select {
-		case r := <-reloads:
-			return r
-		case err := <-done:
-			t.Fatalf("%s: Run returned early: %v", what, err)
-		case <-timeout.C:
-			t.Fatalf("%s: no OnReload within %v", what, waitFor)
-		}
-		panic("unreachable")
-	}
-
-	// 1. A new file, replaced by rename, is published. Run has no "ready"
-	// signal and events before its watch is in place are lost, so the same
-	// content is written again (the ticker paces the rewrites) until it is
-	// seen; once published, the identical rewrites are ignored (that is
-	// what step 2 checks too).
+	// 1. A new file, replaced by rename, is published (step 2 checks that
+	// the identical rewrites made until then are ignored).
 	v2 := testRoutes + "  - {dbid: new1, orch: \"0000\", backends: {bolt: [\"10.0.2.1:7687\"]}}\n"
-	replaceFile(t, w.Path, v2)
-	retry := time.NewTicker(200 * time.Millisecond)
-	var r reload
-wait:
-	for {
-		select {
-		case r = <-reloads:
-			break wait
-		case err := <-done:
-			t.Fatalf("Run returned early: %v", err)
-		case <-timeout.C:
-			t.Fatalf("new file: no OnReload within %v", waitFor)
-		case <-retry.C:
-			replaceFile(t, w.Path, v2)
-		}
-	}
-	retry.Stop()
+	r := rw.firstRewrite(v2)
 	if r.err != nil || r.t == nil || r.t.Len() != 3 {
 		t.Fatalf("new file: OnReload(%v, %v); want a 3-instance table", r.t, r.err)
 	}
@@ -227,9 +254,18 @@ wait:
 	}
 
 	// 3. A broken file: OnReload hears the error, the Holder keeps v2.
-	timeout.Reset(waitFor)
+	rw.checkBrokenFile(v2Table)
+	// 4. A good file again is published.
+	rw.checkFixedFile(v2Table)
+}
+
+// checkBrokenFile is step 3 of TestWatcherRun: after a broken file OnReload
+// hears the error, and the Holder keeps v2Table.
+func (rw *runWatch) checkBrokenFile(v2Table *Table) {
+	t, w := rw.t, rw.w
+	rw.timeout.Reset(waitFor)
 	replaceFile(t, w.Path, "instances:\n  - dbid: a\n    backends: \"10.0.0.1:7687\"\n")
-	r = next("broken file")
+	r := rw.next("broken file")
 	if r.t != nil || r.err == nil {
 		t.Fatalf("after an unchanged rewrite and a broken file: OnReload(%v, %v); want (nil, error) first", r.t, r.err)
 	}
@@ -239,12 +275,16 @@ wait:
 	if w.Holder.Load() != v2Table {
 		t.Fatal("broken file replaced the table")
 	}
+}
 
-	// 4. A good file again is published.
-	timeout.Reset(waitFor)
+// checkFixedFile is step 4 of TestWatcherRun: a good file again is
+// published, and v2Table, handed out earlier, is unaffected.
+func (rw *runWatch) checkFixedFile(v2Table *Table) {
+	t, w := rw.t, rw.w
+	rw.timeout.Reset(waitFor)
 	v3 := "instances:\n  - {dbid: only, orch: \"0000\", public: true}\n"
 	replaceFile(t, w.Path, v3)
-	r = next("fixed file")
+	r := rw.next("fixed file")
 	if r.err != nil || r.t == nil || r.t.Len() != 1 || !r.t.Has("only", "0000") {
 		t.Fatalf("fixed file: OnReload(%v, %v); want the 1-instance table", r.t, r.err)
 	}

@@ -18,11 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/neo4j/private-ingress/internal/pebbletest"
 	"github.com/neo4j/private-ingress/internal/testenv"
+	"github.com/neo4j/private-ingress/internal/testenv/pebbletest"
 	"github.com/neo4j/private-ingress/tlsconfig"
 
-	"github.com/neo4j/private-ingress/internal/loopback"
+	"github.com/neo4j/private-ingress/internal/testenv/loopback"
 )
 
 const wildcard = "*.production-orch-0000.neo4j.io"
@@ -181,6 +181,14 @@ func TestACMEWithPebble(t *testing.T) {
 	addr := echoTLS(t, store.ServerConfig(nil))
 	roots := pebble.Roots(t)
 
+	waitForBothLeaves(t, reg, addr, roots)
+	checkRenewalKeepsConnections(t, ctx, store, addr, roots)
+	checkCertificateMetrics(t, reg)
+}
+
+// waitForBothLeaves waits until the store at addr serves an ECDSA leaf to
+// TLS 1.3 clients and an RSA one to RSA-only TLS 1.2 clients.
+func waitForBothLeaves(t *testing.T, reg *prometheus.Registry, addr string, roots *x509.CertPool) {
 	// Both leaves arrive in the background: wait for certmagic to report
 	// them obtained (cheap to look at), then for both to be served. It can
 	// take a minute and a half, as certmagic retries a failed attempt
@@ -211,9 +219,11 @@ func TestACMEWithPebble(t *testing.T) {
 	if _, ok := leaf12.PublicKey.(*rsa.PublicKey); !ok {
 		t.Fatalf("an RSA-only TLS 1.2 client got a %T leaf", leaf12.PublicKey)
 	}
+}
 
-	// An open connection survives a forced renewal; new handshakes get the
-	// new certificate.
+// checkRenewalKeepsConnections: an open connection survives a forced
+// renewal; new handshakes get the new certificate.
+func checkRenewalKeepsConnections(t *testing.T, ctx context.Context, store *tlsconfig.Store, addr string, roots *x509.CertPool) {
 	open, before, err := dialLeaf(addr, roots, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -241,8 +251,11 @@ func TestACMEWithPebble(t *testing.T) {
 	if line, err := bufio.NewReader(open).ReadString('\n'); err != nil || line != "still here\n" {
 		t.Errorf("the connection opened before the renewal: %q, %v", line, err)
 	}
+}
 
-	// The metrics say when each certificate expires, and count issuance.
+// checkCertificateMetrics: the metrics say when each certificate expires,
+// and count issuance.
+func checkCertificateMetrics(t *testing.T, reg *prometheus.Registry) {
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,8 @@
 // Package tlsconfig owns the TLS side of the ingress: the protocol and cipher
-// policy, the certificates (a certmagic cache, fed from PEM files today and
-// by ACME later), and the per-listener *tls.Config. It knows nothing of
-// routes.
+// policy, the certificates (a certmagic cache fed from PEM files and by
+// ACME DNS-01), the session ticket keys, the per-listener *tls.Config, and
+// the client side of the TLS legs the ingress dials (ClientConfig). It
+// knows nothing of routes.
 package tlsconfig
 
 import "crypto/tls"

@@ -21,9 +21,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/neo4j/private-ingress/internal/loopback"
 	"github.com/neo4j/private-ingress/internal/opensslsign"
 	"github.com/neo4j/private-ingress/internal/testenv"
+	"github.com/neo4j/private-ingress/internal/testenv/loopback"
 )
 
 const name = "abcd1234.production-orch-0000.neo4j.io"

@@ -38,7 +38,7 @@ const keysKept = 3
 const KeysKept = keysKept
 
 // EtcdPrefix marks a keys_file that is an etcd key: the fleet's keys live
-// there (cmd/ingress runs them through internal/etcdkv).
+// there (cmd/ingress runs them through internal/fleet).
 const EtcdPrefix = "etcd:"
 
 // Shared reports whether the keys live in etcd rather than a file.

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/neo4j/private-ingress/internal/loopback"
-	"github.com/neo4j/private-ingress/internal/pebbletest"
 	"github.com/neo4j/private-ingress/internal/testenv"
+	"github.com/neo4j/private-ingress/internal/testenv/loopback"
+	"github.com/neo4j/private-ingress/internal/testenv/pebbletest"
 )
 
 // TestServeObtainsItsCertificateFromACME: `ingress serve` with tls.acme and

@@ -32,8 +32,8 @@ import (
 
 	"github.com/neo4j/private-ingress/tlsconfig"
 
-	"github.com/neo4j/private-ingress/internal/loopback"
 	"github.com/neo4j/private-ingress/internal/testenv"
+	"github.com/neo4j/private-ingress/internal/testenv/loopback"
 )
 
 var chaosScale = flag.Int("chaos.scale", 1, "multiply the reliability suite's sizes")
@@ -46,6 +46,7 @@ type chaosIngress struct {
 	dir, log   string
 	bolt       string // the bolt listener's address
 	admin      string
+	addrs      map[string]string // every bound address, from the start-up line
 	roots      *x509.CertPool
 	routesPath string
 	exited     chan error
@@ -69,14 +70,13 @@ func startChaosIngress(t *testing.T, routes string, extra string, wrap ...string
 	c := &chaosIngress{t: t, dir: dir, roots: roots,
 		routesPath: filepath.Join(dir, "routes.yaml"), log: filepath.Join(dir, "ingress.log"), exited: make(chan error, 1)}
 	writeRoutes(t, c.routesPath, routes)
-	// Ports chosen by the kernel, read back from the log. Two different
-	// configured addresses: a hand-over passes each socket on under its
-	// configured address, so two sockets both configured as 127.0.0.1:0
-	// would be confused in the new process.
+	// Ports chosen by the kernel, read back from the log. The bolt listener
+	// and the admin server share a configured address: a hand-over must
+	// still pass each socket on to its own part.
 	cfg := fmt.Sprintf(`orchestras: ["0000"]
 listeners: [{service: bolt, address: "127.0.0.1:0"}]
 tls: {certificates: [{cert: %q, key: %q}]}
-admin: {address: "127.0.0.2:0"}
+admin: {address: "127.0.0.1:0", pprof: true} # the idle test reads the heap profile
 %s`, files.Cert, files.Key, extra)
 	os.WriteFile(filepath.Join(dir, "ingress.yaml"), []byte(cfg), 0o644)
 	logFile, err := os.Create(c.log)
@@ -98,8 +98,8 @@ admin: {address: "127.0.0.2:0"}
 			t.Logf("ingress log:\n%s", out)
 		}
 	})
-	addrs := startedAddrs(t, c.logText)
-	c.bolt, c.admin = addrs["bolt"], addrs["admin"]
+	c.addrs = startedAddrs(t, c.logText)
+	c.bolt, c.admin = c.addrs["bolt"], c.addrs["admin"]
 	testenv.WaitFor(t, "/readyz 200", func() bool { return c.readyz() == 200 })
 	return c
 }
@@ -180,7 +180,7 @@ func TestRestartHandsOverTheSockets(t *testing.T) {
 	testenv.External(t)
 	c := startChaosIngress(t, chaosRoutes(e2eEchoBackend(t), 0), "timeouts: {drain: 10s}\n")
 	var done, failures atomic.Int64
-	var firstErr atomic.Value
+	var firstErr atomic.Pointer[error] // errors of different types: not an atomic.Value
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 4 {
@@ -193,7 +193,7 @@ func TestRestartHandsOverTheSockets(t *testing.T) {
 				}
 				if err := c.ping(); err != nil {
 					failures.Add(1)
-					firstErr.CompareAndSwap(nil, err)
+					firstErr.CompareAndSwap(nil, &err)
 				}
 				done.Add(1)
 				time.Sleep(5 * time.Millisecond) // pacing: a steady rate, not a flood
@@ -227,7 +227,7 @@ func TestRestartHandsOverTheSockets(t *testing.T) {
 	t.Logf("hand-over restart: %d connection attempts, %d failed; old process gone %v after SIGUSR2",
 		done.Load(), failures.Load(), took.Round(time.Millisecond))
 	if failures.Load() != 0 {
-		t.Errorf("%d of %d attempts failed during the hand-over; first: %v", failures.Load(), done.Load(), firstErr.Load())
+		t.Errorf("%d of %d attempts failed during the hand-over; first: %v", failures.Load(), done.Load(), *firstErr.Load())
 	}
 	if c.readyz() != 200 {
 		t.Error("the new process is not ready")

@@ -5,11 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/neo4j/private-ingress/dnsstub"
-	"github.com/neo4j/private-ingress/ingress"
-	"github.com/neo4j/private-ingress/internal/config"
 	"github.com/neo4j/private-ingress/internal/demo"
-	"github.com/neo4j/private-ingress/internal/logging"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
 
@@ -40,20 +36,8 @@ func runDemo(ctx context.Context, o demoOptions) error {
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
-	}
-	logger, err := logging.New(cfg.Log, o.Stderr)
-	if err != nil {
-		return err
-	}
-	defer logger.Sync()
-	return runIngress(ctx, cfg, logger, func(srv *ingress.Server, dns *dnsstub.Server, admin *ingress.Admin) {
-		addrs := map[string]string{"dns": dns.Addr(), "admin": admin.Addr().String(), "ca": certs.CA}
-		for _, l := range cfg.Ingress.Listeners {
-			addrs[l.Service] = srv.Addr(l.Service).String()
-		}
+	return serve(ctx, path, false, o.Stderr, func(addrs map[string]string) {
+		addrs["ca"] = certs.CA
 		instances.Advertise(addrs["bolt"])
 		demo.PrintInstructions(o.Stdout, o.Dir, addrs)
 		if o.Ready != nil {

@@ -15,6 +15,45 @@ import (
 	"github.com/neo4j/private-ingress/internal/config"
 )
 
+// deployPort is a port of a container or a Service in deploy/.
+type deployPort struct {
+	Name          string `yaml:"name"`
+	ContainerPort int    `yaml:"containerPort"`
+	Port          int    `yaml:"port"`
+	TargetPort    string `yaml:"targetPort"`
+}
+
+// deployProbe is a container's HTTP probe in deploy/.
+type deployProbe struct {
+	HTTPGet struct {
+		Path string `yaml:"path"`
+		Port string `yaml:"port"`
+	} `yaml:"httpGet"`
+}
+
+// deployDoc is what the test reads of one document of deploy/ingress.yaml.
+type deployDoc struct {
+	Kind     string            `yaml:"kind"`
+	Data     map[string]string `yaml:"data"`
+	Metadata struct {
+		Annotations map[string]string `yaml:"annotations"`
+	} `yaml:"metadata"`
+	Spec struct {
+		Ports    []deployPort `yaml:"ports"`
+		Template struct {
+			Spec struct {
+				TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
+				Containers                    []struct {
+					Args           []string     `yaml:"args"`
+					Ports          []deployPort `yaml:"ports"`
+					ReadinessProbe deployProbe  `yaml:"readinessProbe"`
+					LivenessProbe  deployProbe  `yaml:"livenessProbe"`
+				} `yaml:"containers"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
 // TestDeployManifests parses deploy/: the kinds are there, the config in
 // the ConfigMap passes the same validation as ingress.yaml, and the probes,
 // ports and load balancer agree with it.
@@ -23,39 +62,7 @@ func TestDeployManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type port struct {
-		Name          string `yaml:"name"`
-		ContainerPort int    `yaml:"containerPort"`
-		Port          int    `yaml:"port"`
-		TargetPort    string `yaml:"targetPort"`
-	}
-	type probe struct {
-		HTTPGet struct {
-			Path string `yaml:"path"`
-			Port string `yaml:"port"`
-		} `yaml:"httpGet"`
-	}
-	var doc struct {
-		Kind     string            `yaml:"kind"`
-		Data     map[string]string `yaml:"data"`
-		Metadata struct {
-			Annotations map[string]string `yaml:"annotations"`
-		} `yaml:"metadata"`
-		Spec struct {
-			Ports    []port `yaml:"ports"`
-			Template struct {
-				Spec struct {
-					TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
-					Containers                    []struct {
-						Args           []string `yaml:"args"`
-						Ports          []port   `yaml:"ports"`
-						ReadinessProbe probe    `yaml:"readinessProbe"`
-						LivenessProbe  probe    `yaml:"livenessProbe"`
-					} `yaml:"containers"`
-				} `yaml:"spec"`
-			} `yaml:"template"`
-		} `yaml:"spec"`
-	}
+	var doc deployDoc
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	kinds := map[string]bool{}
 	var cfg *config.Config
@@ -75,31 +82,9 @@ func TestDeployManifests(t *testing.T) {
 				t.Fatalf("the ConfigMap's ingress.yaml: %v", err)
 			}
 		case "Deployment":
-			spec := doc.Spec.Template.Spec
-			c := spec.Containers[0]
-			containerPorts = map[string]int{}
-			for _, p := range c.Ports {
-				containerPorts[p.Name] = p.ContainerPort
-			}
-			if c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" ||
-				c.ReadinessProbe.HTTPGet.Port != "admin" || c.LivenessProbe.HTTPGet.Port != "admin" {
-				t.Errorf("probes %+v %+v, want /readyz and /healthz on the admin port", c.ReadinessProbe, c.LivenessProbe)
-			}
-			if strings.Join(c.Args, " ") != "serve -config /etc/ingress/ingress.yaml" {
-				t.Errorf("container args %v", c.Args)
-			}
-			if cfg != nil && spec.TerminationGracePeriodSeconds <= int(cfg.Ingress.Timeouts.Drain.Seconds()) {
-				t.Errorf("terminationGracePeriodSeconds %d does not leave the %v drain time", spec.TerminationGracePeriodSeconds, cfg.Ingress.Timeouts.Drain)
-			}
+			containerPorts = checkDeployment(t, &doc, cfg)
 		case "Service":
-			if doc.Metadata.Annotations["service.beta.kubernetes.io/aws-load-balancer-proxy-protocol"] != "*" {
-				t.Error("the Service's load balancer does not send PROXY protocol")
-			}
-			for _, p := range doc.Spec.Ports {
-				if containerPorts[p.TargetPort] != p.Port {
-					t.Errorf("service port %s %d targets %q, which the container does not expose as %d", p.Name, p.Port, p.TargetPort, p.Port)
-				}
-			}
+			checkDeployService(t, &doc, containerPorts)
 		}
 	}
 	for _, k := range []string{"ConfigMap", "Deployment", "Service"} {
@@ -110,6 +95,55 @@ func TestDeployManifests(t *testing.T) {
 	if cfg == nil {
 		t.Fatal("no config")
 	}
+	checkDeployConfig(t, cfg, containerPorts)
+}
+
+// checkDeployment checks the Deployment's probes, arguments and grace
+// period (against cfg's drain time, if the ConfigMap came first), and
+// returns its container's ports by name.
+func checkDeployment(t *testing.T, doc *deployDoc, cfg *config.Config) map[string]int {
+	spec := doc.Spec.Template.Spec
+	c := spec.Containers[0]
+	containerPorts := map[string]int{}
+	for _, p := range c.Ports {
+		containerPorts[p.Name] = p.ContainerPort
+	}
+	if c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" ||
+		c.ReadinessProbe.HTTPGet.Port != "admin" || c.LivenessProbe.HTTPGet.Port != "admin" {
+		t.Errorf("probes %+v %+v, want /readyz and /healthz on the admin port", c.ReadinessProbe, c.LivenessProbe)
+	}
+	if strings.Join(c.Args, " ") != "serve -config /etc/ingress/ingress.yaml" {
+		t.Errorf("container args %v", c.Args)
+	}
+	if cfg != nil {
+		to := cfg.Ingress.Timeouts
+		if to.ShutdownDelay <= 0 {
+			t.Errorf("timeouts.shutdown_delay is not set: behind a load balancer, SIGTERM would refuse the connections it still sends")
+		}
+		if spec.TerminationGracePeriodSeconds <= int((to.ShutdownDelay + to.Drain).Seconds()) {
+			t.Errorf("terminationGracePeriodSeconds %d does not leave the %v shutdown delay and the %v drain time",
+				spec.TerminationGracePeriodSeconds, to.ShutdownDelay, to.Drain)
+		}
+	}
+	return containerPorts
+}
+
+// checkDeployService checks that the Service's load balancer sends PROXY
+// protocol and that its ports target the container's.
+func checkDeployService(t *testing.T, doc *deployDoc, containerPorts map[string]int) {
+	if doc.Metadata.Annotations["service.beta.kubernetes.io/aws-load-balancer-proxy-protocol"] != "*" {
+		t.Error("the Service's load balancer does not send PROXY protocol")
+	}
+	for _, p := range doc.Spec.Ports {
+		if containerPorts[p.TargetPort] != p.Port {
+			t.Errorf("service port %s %d targets %q, which the container does not expose as %d", p.Name, p.Port, p.TargetPort, p.Port)
+		}
+	}
+}
+
+// checkDeployConfig checks the ConfigMap's config: a fleet sharing etcd,
+// behind PROXY protocol, its addresses on the container's ports.
+func checkDeployConfig(t *testing.T, cfg *config.Config, containerPorts map[string]int) {
 	if cfg.Ingress.ProxyProtocol.Mode != "required" || cfg.Routes.Etcd == nil || !cfg.TLS.SessionTickets.Shared() ||
 		!strings.HasPrefix(cfg.TLS.ACME.Storage, "etcd:") {
 		t.Errorf("the fleet config must require PROXY and share routes, tickets and certificates through etcd: %+v", cfg)

@@ -21,8 +21,8 @@ import (
 
 	"github.com/neo4j/private-ingress/tlsconfig"
 
-	"github.com/neo4j/private-ingress/internal/loopback"
 	"github.com/neo4j/private-ingress/internal/testenv"
+	"github.com/neo4j/private-ingress/internal/testenv/loopback"
 )
 
 // ingressBin is the binary the end-to-end tests run, built once for the
@@ -147,6 +147,48 @@ func writeRoutes(t *testing.T, path, body string) {
 func TestServeEndToEnd(t *testing.T) {
 	testenv.Command(t, "curl")
 	dig := testenv.Command(t, "dig")
+	s := startServeE2E(t)
+
+	// serve runs the DNS stub too: the wildcard answers the endpoint address.
+	host, p, _ := net.SplitHostPort(s.dnsAddr)
+	out, err := exec.Command(dig, "@"+host, "-p", p, "+short", "abcd1234.production-orch-0000.neo4j.io").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "10.10.10.10" {
+		t.Fatalf("dig through serve's DNS stub: %q, %v", out, err)
+	}
+
+	if out, err := s.curl("abcd1234"); err != nil || out != "instance a\n" {
+		t.Fatalf("curl abcd1234: %q, %v", out, err)
+	}
+	if out, err := s.curl("ef567890"); err != nil || !strings.Contains(out, `"error":"database ef567890 not found`) {
+		t.Fatalf("curl to a dbid not yet routed: %q, %v; want the explained refusal", out, err)
+	}
+
+	s.checkRoutesReloads()
+	s.checkSIGHUPReload()
+	s.checkSIGTERMDrains()
+}
+
+// e2eServe is the `ingress serve` process of TestServeEndToEnd, and what
+// the test needs to know of its configuration.
+type e2eServe struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	logs   *lockedBuffer
+	exited <-chan error
+	files  tlsconfig.DevFiles
+
+	cfg, cfgPath        string // the config as first written, and its file
+	routesPath, routesA string // the routes file, and its first content
+	backendB            string // the HTTP backend of instance b, not yet routed
+
+	httpsAddr, boltAddr, adminAddr, dnsAddr string
+	httpsPort                               string
+}
+
+// startServeE2E runs `ingress serve` with the README's sample config, one
+// instance routed, and waits until it is ready.
+func startServeE2E(t *testing.T) *e2eServe {
+	t.Helper()
 	bin := ingressBin.Path(t)
 	dir := t.TempDir()
 	files, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"})
@@ -182,99 +224,109 @@ func TestServeEndToEnd(t *testing.T) {
 
 	cmd, logs, exited := runBinary(t, bin, "serve", "-config", cfgPath)
 	addrs := startedAddrs(t, logs.String)
-	httpsAddr, boltAddr, adminAddr, dnsAddr := addrs["https"], addrs["bolt"], addrs["admin"], addrs["dns"]
 	for _, name := range []string{"https", "bolt", "http", "arrow", "admin", "dns"} {
 		if addrs[name] == "" {
 			t.Fatalf("no %s address in the start-up line: %v", name, addrs)
 		}
 	}
+	s := &e2eServe{
+		t: t, cmd: cmd, logs: logs, exited: exited, files: files,
+		cfg: cfg, cfgPath: cfgPath, routesPath: routesPath, routesA: routesA, backendB: backendB,
+		httpsAddr: addrs["https"], boltAddr: addrs["bolt"], adminAddr: addrs["admin"], dnsAddr: addrs["dns"],
+	}
+	_, s.httpsPort, _ = net.SplitHostPort(s.httpsAddr)
+	testenv.WaitFor(t, "/readyz 200", func() bool { return s.readyz() == 200 })
+	return s
+}
 
-	readyz := func() int {
-		resp, err := http.Get("http://" + adminAddr + "/readyz")
-		if err != nil {
-			return 0
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+// readyz returns the status of the admin /readyz, 0 if it is unreachable.
+func (s *e2eServe) readyz() int {
+	resp, err := http.Get("http://" + s.adminAddr + "/readyz")
+	if err != nil {
+		return 0
 	}
-	testenv.WaitFor(t, "/readyz 200", func() bool { return readyz() == 200 })
+	resp.Body.Close()
+	return resp.StatusCode
+}
 
-	// serve runs the DNS stub too: the wildcard answers the endpoint address.
-	host, p, _ := net.SplitHostPort(dnsAddr)
-	out, err := exec.Command(dig, "@"+host, "-p", p, "+short", "abcd1234.production-orch-0000.neo4j.io").CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "10.10.10.10" {
-		t.Fatalf("dig through serve's DNS stub: %q, %v", out, err)
-	}
+// curl fetches / from instance dbid through the https listener.
+func (s *e2eServe) curl(dbid string) (string, error) {
+	host := dbid + ".production-orch-0000.neo4j.io"
+	port := s.httpsPort
+	out, err := exec.Command("curl", "-sS", "--cacert", s.files.CA,
+		"--resolve", host+":"+port+":127.0.0.1", "https://"+host+":"+port+"/").CombinedOutput()
+	return string(out), err
+}
 
-	_, port, _ := net.SplitHostPort(httpsAddr)
-	curl := func(dbid string) (string, error) {
-		host := dbid + ".production-orch-0000.neo4j.io"
-		out, err := exec.Command("curl", "-sS", "--cacert", files.CA,
-			"--resolve", host+":"+port+":127.0.0.1", "https://"+host+":"+port+"/").CombinedOutput()
-		return string(out), err
+// metrics returns the admin /metrics page, "" if it is unreachable.
+func (s *e2eServe) metrics() string {
+	resp, err := http.Get("http://" + s.adminAddr + "/metrics")
+	if err != nil {
+		return ""
 	}
-	if out, err := curl("abcd1234"); err != nil || out != "instance a\n" {
-		t.Fatalf("curl abcd1234: %q, %v", out, err)
-	}
-	if out, err := curl("ef567890"); err != nil || !strings.Contains(out, `"error":"database ef567890 not found`) {
-		t.Fatalf("curl to a dbid not yet routed: %q, %v; want the explained refusal", out, err)
-	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
 
+// checkRoutesReloads: the watcher picks up a new routes file written by
+// rename, and a broken file keeps the last good table.
+func (s *e2eServe) checkRoutesReloads() {
+	t := s.t
 	// The watcher picks up a new routes file written by rename.
-	writeRoutes(t, routesPath, routesA+fmt.Sprintf(`  - {dbid: ef567890, orch: "0000", public: true, backends: {https: [%q]}}
-`, backendB))
+	writeRoutes(t, s.routesPath, s.routesA+fmt.Sprintf(`  - {dbid: ef567890, orch: "0000", public: true, backends: {https: [%q]}}
+`, s.backendB))
 	testenv.WaitFor(t, "the new dbid to be routed", func() bool {
-		out, err := curl("ef567890")
+		out, err := s.curl("ef567890")
 		return err == nil && out == "instance b\n"
 	})
 
 	// A broken file keeps the last good table.
-	writeRoutes(t, routesPath, "instances:\n  - {dbid: abcd1234, orch: \"0000\", backends: {bolt: [nope]}}\n")
+	writeRoutes(t, s.routesPath, "instances:\n  - {dbid: abcd1234, orch: \"0000\", backends: {bolt: [nope]}}\n")
 	testenv.WaitFor(t, "the reload error in the log", func() bool {
-		return strings.Contains(logs.String(), "routes reload failed")
+		return strings.Contains(s.logs.String(), "routes reload failed")
 	})
-	if !strings.Contains(logs.String(), "routes.yaml:2: backend") {
+	if !strings.Contains(s.logs.String(), "routes.yaml:2: backend") {
 		t.Errorf("reload error without file:line in the log")
 	}
-	if out, err := curl("ef567890"); err != nil || out != "instance b\n" {
+	if out, err := s.curl("ef567890"); err != nil || out != "instance b\n" {
 		t.Fatalf("after a bad routes file: %q, %v", out, err)
 	}
+}
 
-	// SIGHUP re-reads everything.
-	writeRoutes(t, routesPath, routesA)
+// checkSIGHUPReload: SIGHUP re-reads everything, once the first routes
+// file is back.
+func (s *e2eServe) checkSIGHUPReload() {
+	t := s.t
+	writeRoutes(t, s.routesPath, s.routesA)
 	testenv.WaitFor(t, "the good file back", func() bool {
-		out, _ := curl("ef567890")
+		out, _ := s.curl("ef567890")
 		return strings.Contains(out, `"error":"database ef567890 not found`)
 	})
 	// A setting only a restart applies is reported, and the reload counted.
-	os.WriteFile(cfgPath, []byte(strings.Replace(cfg, "max_connections: 100000", "max_connections: 5000", 1)), 0o644)
-	cmd.Process.Signal(syscall.SIGHUP)
+	os.WriteFile(s.cfgPath, []byte(strings.Replace(s.cfg, "max_connections: 100000", "max_connections: 5000", 1)), 0o644)
+	s.cmd.Process.Signal(syscall.SIGHUP)
 	testenv.WaitFor(t, "the SIGHUP reload", func() bool {
-		return strings.Contains(logs.String(), `"msg":"changed settings take effect at the next restart","settings":["listeners, proxy_protocol, backend, timeouts, limits, refusals"]`)
+		return strings.Contains(s.logs.String(), `"msg":"changed settings take effect at the next restart","settings":["listeners, proxy_protocol, backend, timeouts, limits, refusals"]`)
 	})
-	metrics := func() string {
-		resp, err := http.Get("http://" + adminAddr + "/metrics")
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
 	testenv.WaitFor(t, "the reloads counted", func() bool {
-		m := metrics()
+		m := s.metrics()
 		return strings.Contains(m, `ingress_config_reloads_total{result="ok"}`) && strings.Contains(m, `ingress_config_reloads_total{result="error"} 1`)
 	})
-	if resp, err := http.Get("http://" + adminAddr + "/healthz"); err != nil || resp.StatusCode != 200 {
+	if resp, err := http.Get("http://" + s.adminAddr + "/healthz"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("/healthz: %v, %v", resp, err)
 	}
+}
 
-	// SIGTERM drains: readyz turns 503, new connections are refused, an
-	// open connection lives until it is done, then the process exits 0.
+// checkSIGTERMDrains: SIGTERM drains: readyz turns 503, new connections
+// are refused, an open connection lives until it is done, then the
+// process exits 0.
+func (s *e2eServe) checkSIGTERMDrains() {
+	t := s.t
 	pool := x509.NewCertPool()
-	caPEM, _ := os.ReadFile(files.CA)
+	caPEM, _ := os.ReadFile(s.files.CA)
 	pool.AppendCertsFromPEM(caPEM)
-	conn, err := tls.Dial("tcp", boltAddr, &tls.Config{ServerName: "abcd1234.production-orch-0000.neo4j.io", RootCAs: pool})
+	conn, err := tls.Dial("tcp", s.boltAddr, &tls.Config{ServerName: "abcd1234.production-orch-0000.neo4j.io", RootCAs: pool})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,9 +337,9 @@ func TestServeEndToEnd(t *testing.T) {
 	if line, _ := r.ReadString('\n'); line != "before\n" {
 		t.Fatalf("echo before SIGTERM: %q", line)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	testenv.WaitFor(t, "/readyz 503", func() bool { return readyz() == 503 })
-	if c, err := net.DialTimeout("tcp", httpsAddr, time.Second); err == nil {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	testenv.WaitFor(t, "/readyz 503", func() bool { return s.readyz() == 503 })
+	if c, err := net.DialTimeout("tcp", s.httpsAddr, time.Second); err == nil {
 		c.Close()
 		t.Error("a new connection was accepted while draining")
 	}
@@ -297,14 +349,14 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	conn.Close()
 	select {
-	case err := <-exited:
+	case err := <-s.exited:
 		if err != nil {
 			t.Fatalf("ingress exited with %v", err)
 		}
 	case <-time.After(testenv.WaitTimeout): // a failure bound: it exits as soon as the connection closed
 		t.Fatal("ingress did not exit after its last connection closed")
 	}
-	if !strings.Contains(logs.String(), `"msg":"ingress stopped"`) {
+	if !strings.Contains(s.logs.String(), `"msg":"ingress stopped"`) {
 		t.Error("no 'ingress stopped' line in the JSON log")
 	}
 }
@@ -362,7 +414,7 @@ dns: {address: "127.0.0.1:0", answer_ipv4: ["10.10.10.10"], known_only: true}
 		t.Errorf("known_only, unknown dbid:\n%s", out)
 	}
 	cmd.Process.Signal(syscall.SIGHUP)
-	testenv.WaitFor(t, "the SIGHUP reload", func() bool { return strings.Contains(logs.String(), "SIGHUP: reloading routes") })
+	testenv.WaitFor(t, "the SIGHUP reload", func() bool { return strings.Contains(logs.String(), "SIGHUP: reloading config") })
 	writeRoutes(t, routesPath, "instances: []\n")
 	testenv.WaitFor(t, "the removed dbid to be NXDOMAIN", func() bool {
 		return strings.Contains(query("abcd1234.production-orch-0000.neo4j.io"), "status: NXDOMAIN")

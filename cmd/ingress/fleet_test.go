@@ -18,9 +18,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/neo4j/private-ingress/internal/etcdkv"
-	"github.com/neo4j/private-ingress/internal/etcdtest"
+	"github.com/neo4j/private-ingress/internal/fleet"
 	"github.com/neo4j/private-ingress/internal/testenv"
+	"github.com/neo4j/private-ingress/internal/testenv/etcdtest"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
@@ -47,6 +47,27 @@ func (r replica) readyz() string {
 // A TLS session made on one replica resumes on the other.
 func TestFleetSharesRoutesThroughEtcd(t *testing.T) {
 	testenv.External(t)
+	f := startFleet(t)
+	f.checkPutAndDelete()
+	f.checkEtcdOutage()
+}
+
+// fleetHarness is two `ingress serve` replicas following one etcd, and a
+// client that reaches instances through them.
+type fleetHarness struct {
+	t        *testing.T
+	etcd     *etcdtest.Etcd
+	bin, dir string
+	backend  string // an echo server, the bolt backend of every instance
+	replicas []replica
+	roots    *x509.CertPool
+	cache    tls.ClientSessionCache // shared by every connection
+}
+
+// startFleet starts etcd and two replicas following it, and waits until
+// both are ready.
+func startFleet(t *testing.T) *fleetHarness {
+	t.Helper()
 	etcd := etcdtest.Start(t)
 	bin := ingressBin.Path(t)
 	dir := t.TempDir()
@@ -55,7 +76,7 @@ func TestFleetSharesRoutesThroughEtcd(t *testing.T) {
 		t.Fatal(err)
 	}
 	backend := e2eEchoBackend(t)
-	var fleet []replica
+	var replicas []replica
 	for _, name := range []string{"a", "b"} {
 		r := replica{name: name, config: filepath.Join(dir, name+".yaml")}
 		os.WriteFile(r.config, []byte(fmt.Sprintf(`orchestras: ["0000"]
@@ -70,87 +91,109 @@ admin: {address: "127.0.0.1:0"}
 		_, logs, _ := runBinary(t, bin, "serve", "-config", r.config)
 		addrs := startedAddrs(t, logs.String)
 		r.bolt, r.admin = addrs["bolt"], addrs["admin"]
-		fleet = append(fleet, r)
+		replicas = append(replicas, r)
 	}
-	for _, r := range fleet {
+	for _, r := range replicas {
 		testenv.WaitFor(t, "replica "+r.name+" ready", func() bool { return strings.HasPrefix(r.readyz(), "200") })
 	}
 	caPEM, _ := os.ReadFile(files.CA)
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
-	cache := tls.NewLRUClientSessionCache(8)
-	reach := func(r replica, dbid string) (resumed bool, err error) {
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", r.bolt,
-			&tls.Config{ServerName: dbid + ".production-orch-0000.neo4j.io", RootCAs: roots, ClientSessionCache: cache})
-		if err != nil {
-			return false, err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(testenv.WaitTimeout))
-		fmt.Fprintf(c, "hi\n")
-		if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "hi\n" {
-			return false, fmt.Errorf("echo %q: %v", line, err)
-		}
-		return c.ConnectionState().DidResume, nil
+	return &fleetHarness{
+		t: t, etcd: etcd, bin: bin, dir: dir, backend: backend, replicas: replicas,
+		roots: roots, cache: tls.NewLRUClientSessionCache(8),
 	}
-	routes := func(args ...string) string {
-		out, err := exec.Command(bin, append([]string{"routes", args[0], "-config", fleet[0].config}, args[1:]...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ingress routes %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
+}
 
+// reach echoes a line to dbid through replica r and reports whether the
+// TLS session resumed.
+func (f *fleetHarness) reach(r replica, dbid string) (resumed bool, err error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", r.bolt,
+		&tls.Config{ServerName: dbid + ".production-orch-0000.neo4j.io", RootCAs: f.roots, ClientSessionCache: f.cache})
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testenv.WaitTimeout))
+	fmt.Fprintf(c, "hi\n")
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "hi\n" {
+		return false, fmt.Errorf("echo %q: %v", line, err)
+	}
+	return c.ConnectionState().DidResume, nil
+}
+
+// routes runs `ingress routes args[0]` with the first replica's config
+// and the rest of args, and returns its output.
+func (f *fleetHarness) routes(args ...string) string {
+	t := f.t
+	t.Helper()
+	out, err := exec.Command(f.bin, append([]string{"routes", args[0], "-config", f.replicas[0].config}, args[1:]...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ingress routes %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// checkPutAndDelete: an instance put is reachable through both replicas,
+// a session made on one resumes on the other, and deleted the instance is
+// refused by both.
+func (f *fleetHarness) checkPutAndDelete() {
+	t, replicas := f.t, f.replicas
 	// Put: reachable through both.
-	inst := filepath.Join(dir, "abcd1234.yaml")
-	os.WriteFile(inst, []byte(fmt.Sprintf("dbid: abcd1234\norch: \"0000\"\npublic: true\nbackends: {bolt: [%q]}\n", backend)), 0o644)
+	inst := filepath.Join(f.dir, "abcd1234.yaml")
+	os.WriteFile(inst, []byte(fmt.Sprintf("dbid: abcd1234\norch: \"0000\"\npublic: true\nbackends: {bolt: [%q]}\n", f.backend)), 0o644)
 	start := time.Now()
-	routes("put", inst)
-	for _, r := range fleet {
-		testenv.WaitFor(t, "abcd1234 through replica "+r.name, func() bool { _, err := reach(r, "abcd1234"); return err == nil })
+	f.routes("put", inst)
+	for _, r := range replicas {
+		testenv.WaitFor(t, "abcd1234 through replica "+r.name, func() bool { _, err := f.reach(r, "abcd1234"); return err == nil })
 	}
 	t.Logf("an etcd put reached both replicas %v after `ingress routes put` started", time.Since(start).Round(time.Millisecond))
-	if out := routes("list"); !strings.Contains(out, "/ingress/routes/0000/abcd1234") {
+	if out := f.routes("list"); !strings.Contains(out, "/ingress/routes/0000/abcd1234") {
 		t.Errorf("routes list: %s", out)
 	}
 
 	// A session made on a resumes on b: the replicas share ticket keys
 	// through etcd.
-	reach(fleet[0], "abcd1234")
-	if resumed, err := reach(fleet[1], "abcd1234"); err != nil || !resumed {
+	f.reach(replicas[0], "abcd1234")
+	if resumed, err := f.reach(replicas[1], "abcd1234"); err != nil || !resumed {
 		t.Errorf("a session from replica a on replica b: resumed %v, %v", resumed, err)
 	}
 
 	// Delete: refused by both.
-	routes("delete", "abcd1234")
-	for _, r := range fleet {
-		testenv.WaitFor(t, "abcd1234 refused by replica "+r.name, func() bool { _, err := reach(r, "abcd1234"); return err != nil })
+	f.routes("delete", "abcd1234")
+	for _, r := range replicas {
+		testenv.WaitFor(t, "abcd1234 refused by replica "+r.name, func() bool { _, err := f.reach(r, "abcd1234"); return err != nil })
 	}
+}
 
+// checkEtcdOutage: with etcd gone the last table serves and readyz says
+// stale; with etcd back both replicas catch up.
+func (f *fleetHarness) checkEtcdOutage() {
+	t, etcd, replicas, backend := f.t, f.etcd, f.replicas, f.backend
 	// etcd gone: the last table serves and readyz says stale.
 	cli := etcd.Client()
 	ctx := context.Background()
 	src := routing.Key("/ingress/routes/", "0000", "ef567890")
 	cli.Put(ctx, src, fmt.Sprintf(`{"dbid": "ef567890", "orch": "0000", "public": true, "backends": {"bolt": [%q]}}`, backend))
 	cli.Close()
-	for _, r := range fleet {
-		testenv.WaitFor(t, "ef567890 through replica "+r.name, func() bool { _, err := reach(r, "ef567890"); return err == nil })
+	for _, r := range replicas {
+		testenv.WaitFor(t, "ef567890 through replica "+r.name, func() bool { _, err := f.reach(r, "ef567890"); return err == nil })
 	}
 	etcd.Stop()
-	for _, r := range fleet {
+	for _, r := range replicas {
 		testenv.WaitFor(t, "replica "+r.name+" to report stale routes", func() bool { return strings.Contains(r.readyz(), "routes stale") })
-		if _, err := reach(r, "ef567890"); err != nil {
+		if _, err := f.reach(r, "ef567890"); err != nil {
 			t.Errorf("replica %s with etcd down: %v", r.name, err)
 		}
 	}
 
 	// etcd back: both catch up.
 	etcd.Restart()
-	store := etcdkv.Store{Client: etcd.Client()}
+	store := fleet.Store{Client: etcd.Client()}
 	defer store.Client.Close()
 	store.Client.Put(ctx, routing.Key("/ingress/routes/", "0000", "back1234"), fmt.Sprintf(`{"dbid": "back1234", "orch": "0000", "public": true, "backends": {"bolt": [%q]}}`, backend))
-	for _, r := range fleet {
-		testenv.WaitFor(t, "back1234 through replica "+r.name, func() bool { _, err := reach(r, "back1234"); return err == nil })
+	for _, r := range replicas {
+		testenv.WaitFor(t, "back1234 through replica "+r.name, func() bool { _, err := f.reach(r, "back1234"); return err == nil })
 		testenv.WaitFor(t, "replica "+r.name+" fresh again", func() bool { return !strings.Contains(r.readyz(), "stale") })
 	}
 }

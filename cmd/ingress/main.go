@@ -91,11 +91,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		err = runDemo(ctx, demoOptions{Dir: *demoDir, Ports: ports, Stdout: stdout, Stderr: stderr})
 	case "dns":
-		err = runDNS(ctx, *configPath, stderr)
+		err = serve(ctx, *configPath, true, stderr, nil)
 	case "routes":
 		err = routesCommand(ctx, *configPath, append([]string{verb}, fs.Args()...), stdout, stderr)
 	default:
-		err = serve(ctx, *configPath, stderr)
+		err = serve(ctx, *configPath, false, stderr, nil)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ingress: %v\n", err)

@@ -2,23 +2,22 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"maps"
 	"os"
-	"os/signal"
-	"strings"
+	"slices"
 	"syscall"
 	"time"
 
-	"github.com/caddyserver/certmagic"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/neo4j/private-ingress/dnsstub"
 	"github.com/neo4j/private-ingress/ingress"
 	"github.com/neo4j/private-ingress/internal/config"
-	"github.com/neo4j/private-ingress/internal/etcdkv"
+	"github.com/neo4j/private-ingress/internal/fleet"
 	"github.com/neo4j/private-ingress/internal/handover"
 	"github.com/neo4j/private-ingress/internal/logging"
 	"github.com/neo4j/private-ingress/internal/tasks"
@@ -26,281 +25,318 @@ import (
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
 
-// serve runs the ingress for the config at path until ctx is cancelled
-// (SIGTERM, Ctrl-C), then drains.
-func serve(ctx context.Context, path string, stderr io.Writer) error {
-	cfg, err := config.Load(path)
+// serve runs the ingress for the config at path, logging to stderr, until
+// ctx is cancelled (SIGTERM, Ctrl-C), then drains. started, if set, is
+// called once the ingress accepts connections, with the bound addresses:
+// each service's, "admin" and "dns". With dnsOnly it runs the DNS stub
+// alone (`ingress dns`), for deployments that keep it apart.
+func serve(ctx context.Context, path string, dnsOnly bool, stderr io.Writer, started func(addrs map[string]string)) error {
+	load := config.Load
+	if dnsOnly {
+		load = config.LoadDNSOnly
+	}
+	cfg, err := load(path)
 	if err != nil {
 		return err
+	}
+	if dnsOnly && cfg.DNS.Address == "" {
+		return fmt.Errorf("%s: dns.address is empty: nothing to serve", path)
 	}
 	logger, err := logging.New(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
 	defer logger.Sync()
-	return runIngress(ctx, cfg, logger, nil)
+	p := &process{cfg: cfg, load: load, dnsOnly: dnsOnly, logger: logger, bg: tasks.New(logger), reg: prometheus.NewRegistry()}
+	defer p.close()
+	if err := p.build(ctx); err != nil {
+		return err
+	}
+	p.start(ctx, started)
+	return p.wait(ctx)
 }
 
-// started, if set, is called once the ingress accepts connections.
-type startedFunc func(srv *ingress.Server, dns *dnsstub.Server, admin *ingress.Admin)
+// process is one running ingress: the parts serve wires together, in the
+// order they are built.
+type process struct {
+	cfg     *config.Config
+	load    func(path string) (*config.Config, error) // for SIGHUP
+	dnsOnly bool                                      // the DNS stub alone: no data path, no certificates
+	logger  *zap.Logger
+	bg      *tasks.Group // background parts, stopped after the drain
+	reg     *prometheus.Registry
+	metrics *ingress.Metrics
+	sockets *handover.Sockets // a previous process's (SIGUSR2), or none
+	fleet   *fleet.Fleet      // nil without etcd
+	routes  routing.Holder
+	source  routing.Source
+	certs   *tlsconfig.Store
+	tickets *tlsconfig.TicketKeys
+	srv     *ingress.Server
+	dns     *dnsstub.Server // nil without dns.address
+	admin   *ingress.Admin
 
-// runIngress wires routing, certificates, the data path and the admin
-// server together, handles SIGHUP and SIGUSR2, and drains when ctx ends or
-// a new process has taken over.
-func runIngress(ctx context.Context, cfg *config.Config, logger *zap.Logger, started startedFunc) error {
-	sockets, err := handover.FromEnv() // a previous process's sockets (SIGUSR2), or none
-	if err != nil {
+	serveErr   chan error
+	handedOver chan struct{}
+}
+
+// build makes and binds every part; the first routes load must succeed.
+func (p *process) build(ctx context.Context) (err error) {
+	if p.sockets, err = handover.FromEnv(); err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := ingress.NewMetrics(reg)
-	etcd, err := dialFleet(cfg, logger)
-	if err != nil {
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if !p.dnsOnly {
+		p.metrics = ingress.NewMetrics(p.reg)
+	}
+	if p.dnsOnly && !p.cfg.DNS.KnownOnly {
+		return p.listen(ctx) // answers every name: no routes to follow
+	}
+	if p.fleet, err = connectFleet(p.cfg, p.logger); err != nil {
 		return err
 	}
-	if etcd != nil {
-		defer etcd.Close()
+	if p.source, err = newRouteSource(ctx, p.cfg, p.fleet, &p.routes, p.routesLoaded); err != nil {
+		return err
 	}
-	bg := tasks.New(logger) // stopped last: after the drain
-	defer bg.Stop()
-
-	// The first routes load must succeed; later bad files (or etcd values)
-	// keep the last good table.
-	var routes routing.Holder
-	routeSrc, err := newRouteSource(ctx, cfg, etcd, &routes, func(t *routing.Table, err error) {
-		metrics.Reloaded(err)
+	if p.dnsOnly {
+		return p.listen(ctx)
+	}
+	if p.certs, p.tickets, err = tlsconfig.Open(ctx, p.cfg.TLS, p.logger, p.reg); err != nil {
+		return err
+	}
+	for _, w := range config.CertWarnings(p.cfg, p.certs.Leaves()) {
+		p.logger.Warn(w)
+	}
+	if st := p.cfg.TLS.SessionTickets; st.Shared() {
+		shared, err := p.fleet.ShareTicketKeys(ctx, st, p.tickets)
 		if err != nil {
-			logger.Error("routes reload failed; keeping the last good table", zap.Error(err))
-			return
+			return err
 		}
-		metrics.SetRoutes(t.Len())
-		logger.Info("routes loaded", zap.Int("instances", t.Len()))
-	})
-	if err != nil {
-		return err
-	}
-	certs, tickets, err := newCertificates(ctx, cfg, etcd, reg, bg, logger)
-	if err != nil {
-		return err
-	}
-	defer certs.Close()
-	srv, err := ingress.New(cfg.Ingress, ingress.Options{
-		Routes: &routes, Certs: certs, Logger: logger, Metrics: metrics,
-		SessionTickets: tickets, Listen: sockets.Listen,
-	})
-	if err != nil {
-		return err
-	}
-	dnsSrv, admin, err := listen(ctx, cfg, sockets, srv, &routes, reg, routeSrc, logger)
-	if err != nil {
-		return err
-	}
-
-	onReload := func(failed string) func(error) {
-		return func(err error) {
-			metrics.Reloaded(err)
-			if err != nil {
-				logger.Error(failed, zap.Error(err))
-			}
-		}
-	}
-	bg.Go("routes watcher", routeSrc.Run)
-	bg.Go("certificate watcher", func(ctx context.Context) error {
-		return certs.Watch(ctx, onReload("certificate reload failed; keeping the previous certificate"))
-	})
-	bg.Go("session ticket keys", func(ctx context.Context) error {
-		return tickets.Run(ctx, onReload("session ticket keys reload failed; keeping the keys in use"))
-	})
-	bg.Go("admin server", func(context.Context) error { return admin.Serve() })
-	if dnsSrv != nil {
-		bg.Go("DNS server", func(context.Context) error { return dnsSrv.Serve() })
-	}
-	if cfg.TLS.ACME.Enabled() { // after the DNS stub serves: the challenges are answered there
-		startACME(ctx, cfg, certs, dnsSrv, etcd, logger) // certmagic runs its own goroutines until ctx ends
-	}
-	bg.Go("SIGHUP", func(ctx context.Context) error {
-		return onSignal(ctx, syscall.SIGHUP, func() { reload(ctx, cfg, routeSrc, certs, metrics, logger) })
-	})
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve() }()
-
-	logStarted(logger, cfg, srv, dnsSrv, admin, routes.Load().Len(), sockets.Inherited())
-	if err := sockets.Ready(); err != nil {
-		logger.Error("telling the previous process we serve", zap.Error(err))
-	}
-	if started != nil {
-		started(srv, dnsSrv, admin)
-	}
-	handedOver := make(chan struct{})
-	bg.Go("SIGUSR2", func(ctx context.Context) error { handOverOnUSR2(ctx, sockets, handedOver, logger); return nil })
-
-	result := waitToStop(ctx, handedOver, serveErr, srv, cfg.Ingress.Timeouts.Drain, logger)
-	if dnsSrv != nil {
-		dnsSrv.Shutdown(context.Background())
-	}
-	admin.Close()
-	bg.Stop()
-	logger.Info("ingress stopped")
-	return result
-}
-
-// waitToStop waits for the end: SIGTERM (ctx), a new process serving, or
-// the data path failing. The first two drain the open connections.
-func waitToStop(ctx context.Context, handedOver <-chan struct{}, serveErr <-chan error, srv *ingress.Server, timeout time.Duration, logger *zap.Logger) error {
-	why := "draining"
-	select {
-	case <-handedOver:
-		why = "draining after the hand-over"
-	case <-ctx.Done():
-	case err := <-serveErr:
-		srv.Shutdown(context.Background())
-		return err
-	}
-	logger.Info(why, zap.Int64("open", srv.Active()), zap.Duration("timeout", timeout))
-	dctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := srv.Shutdown(dctx); err != nil {
-		logger.Warn("drain cut connections", zap.Error(err))
-	}
-	<-serveErr
-	return nil
-}
-
-// newCertificates builds the certificate store from the files cfg names,
-// and the session ticket keys (shared through etcd when the fleet does).
-func newCertificates(ctx context.Context, cfg *config.Config, etcd *clientv3.Client, reg *prometheus.Registry, bg *tasks.Group, logger *zap.Logger) (*tlsconfig.Store, *tlsconfig.TicketKeys, error) {
-	certs := tlsconfig.NewStore(logger.Named("tls"), tlsconfig.NewMetrics(reg))
-	groups, _ := tlsconfig.KeyExchangeGroups(cfg.TLS.KeyExchange) // validated by config.Load
-	certs.SetKeyExchange(groups)
-	if err := certs.SetFiles(ctx, cfg.TLS.Certificates); err != nil {
-		certs.Close()
-		return nil, nil, err
-	}
-	for _, w := range config.CertWarnings(cfg, certs.Leaves()) {
-		logger.Warn(w)
-	}
-	tickets, err := tlsconfig.NewTicketKeys(cfg.TLS.SessionTickets)
-	if err != nil {
-		certs.Close()
-		return nil, nil, err
-	}
-	if st := cfg.TLS.SessionTickets; st.Shared() {
-		shared := &etcdkv.TicketKeys{Client: etcd, Key: strings.TrimPrefix(st.KeysFile, tlsconfig.EtcdPrefix), Rotate: st.Rotate, Keys: tickets}
-		lctx, cancel := context.WithTimeout(ctx, cfg.Routes.Etcd.DialTimeout)
-		_, err := shared.Load(lctx)
-		cancel()
-		if err != nil {
-			certs.Close()
-			return nil, nil, err
-		}
-		bg.Go("shared session ticket keys", func(ctx context.Context) error {
-			shared.Run(ctx, func(err error) { logger.Error("shared session ticket keys", zap.Error(err)) })
+		p.bg.Go("shared session ticket keys", func(ctx context.Context) error {
+			shared.Run(ctx, func(err error) { p.logger.Error("shared session ticket keys", zap.Error(err)) })
 			return nil
 		})
 	}
-	return certs, tickets, nil
+	p.srv, err = ingress.New(p.cfg.Ingress, ingress.Options{
+		Routes: &p.routes, Certs: p.certs, Logger: p.logger, Metrics: p.metrics,
+		SessionTickets: p.tickets, Listen: p.sockets.Listen,
+	})
+	if err != nil {
+		return err
+	}
+	return p.listen(ctx)
+}
+
+// routesLoaded hears every routes reload: later bad files (or etcd values)
+// keep the last good table.
+func (p *process) routesLoaded(t *routing.Table, err error) {
+	p.metrics.Reloaded(err)
+	if err != nil {
+		p.logger.Error("routes reload failed; keeping the last good table", zap.Error(err))
+		return
+	}
+	p.metrics.SetRoutes(t.Len())
+	p.logger.Info("routes loaded", zap.Int("instances", t.Len()))
 }
 
 // listen binds the data path, the DNS stub (if configured) and the admin
 // server; on error nothing stays bound.
-func listen(ctx context.Context, cfg *config.Config, sockets *handover.Sockets, srv *ingress.Server, routes *routing.Holder,
-	reg *prometheus.Registry, routeSrc routing.Source, logger *zap.Logger) (*dnsstub.Server, *ingress.Admin, error) {
-	if err := srv.Listen(ctx); err != nil {
-		return nil, nil, err
+func (p *process) listen(ctx context.Context) error {
+	ready := func() bool { return ctx.Err() == nil }
+	if p.srv != nil {
+		if err := p.srv.Listen(ctx); err != nil {
+			return err
+		}
+		ready = p.srv.Ready
 	}
-	var dnsSrv *dnsstub.Server
-	if cfg.DNS.Address != "" {
-		dnsSrv = dnsstub.New(dnsstub.Options{
-			Config: cfg.DNS, Namespace: cfg.Namespace, Routes: routes, Logger: logger.Named("dns"), Registry: reg,
-			Listen: sockets.Listen, ListenPacket: sockets.ListenPacket,
+	if p.cfg.DNS.Address != "" {
+		p.dns = dnsstub.New(dnsstub.Options{
+			Config: p.cfg.DNS, Namespace: p.cfg.Namespace, Routes: &p.routes, Logger: p.logger.Named("dns"), Registry: p.reg,
+			Listen: p.sockets.Listen, ListenPacket: p.sockets.ListenPacket,
 		})
-		if err := dnsSrv.Listen(ctx); err != nil {
-			srv.Shutdown(context.Background())
-			return nil, nil, err
+		if err := p.dns.Listen(ctx); err != nil {
+			p.dns = nil
+			p.shutdown()
+			return err
 		}
 	}
-	detail := func() string { return routing.StaleDetail(routeSrc) }
-	admin, err := ingress.ListenAdmin(ctx, sockets.Listen, cfg.Admin.Address, ingress.AdminHandler(reg, srv.Ready, detail))
+	detail := func() string { return routing.StaleDetail(p.source) }
+	handler := ingress.AdminHandler(p.reg, ready, detail)
+	if p.cfg.Admin.Pprof {
+		handler = ingress.WithProfiling(handler)
+	}
+	admin, err := ingress.ListenAdmin(ctx, p.sockets.Listen, p.cfg.Admin.Address, handler)
 	if err != nil {
-		srv.Shutdown(context.Background())
-		if dnsSrv != nil {
-			dnsSrv.Shutdown(context.Background())
-		}
-		return nil, nil, err
+		p.shutdown()
+		return err
 	}
-	return dnsSrv, admin, nil
+	p.admin = admin
+	return nil
+}
+
+// start runs every part, says where everything listens (a config's port 0
+// resolved: tests and operators read the line), and tells a previous
+// process that this one serves.
+func (p *process) start(ctx context.Context, started func(map[string]string)) {
+	reloaded := func(failed string) func(error) {
+		return func(err error) {
+			p.metrics.Reloaded(err)
+			if err != nil {
+				p.logger.Error(failed, zap.Error(err))
+			}
+		}
+	}
+	if p.source != nil {
+		p.bg.Go("routes watcher", p.source.Run)
+	}
+	if p.certs != nil {
+		p.bg.Go("certificate watcher", func(ctx context.Context) error {
+			return p.certs.Watch(ctx, reloaded("certificate reload failed; keeping the previous certificate"))
+		})
+		p.bg.Go("session ticket keys", func(ctx context.Context) error {
+			return p.tickets.Run(ctx, reloaded("session ticket keys reload failed; keeping the keys in use"))
+		})
+	}
+	p.bg.Go("admin server", func(context.Context) error { return p.admin.Serve() })
+	if p.dns != nil {
+		p.bg.Go("DNS server", func(context.Context) error { return p.dns.Serve() })
+	}
+	if p.cfg.TLS.ACME.Enabled() { // after the DNS stub serves: the challenges are answered there
+		p.startACME(ctx)
+	}
+	p.bg.Go("SIGHUP", func(ctx context.Context) error {
+		return tasks.OnSignal(ctx, syscall.SIGHUP, func() { p.reload(ctx) })
+	})
+	p.serveErr = make(chan error, 1)
+	addrs := map[string]string{}
+	if p.srv != nil {
+		go func() { p.serveErr <- p.srv.Serve() }()
+		addrs = p.srv.Addrs()
+	}
+	addrs["admin"] = p.admin.Addr().String()
+	if p.dns != nil {
+		addrs["dns"] = p.dns.Addr()
+	}
+	fields := []zap.Field{zap.Int("instances", p.routes.Load().Len())}
+	for _, name := range slices.Sorted(maps.Keys(addrs)) {
+		fields = append(fields, zap.String(name, addrs[name]))
+	}
+	p.logger.Info(p.name()+" started", fields...)
+	if p.sockets.Inherited() {
+		p.logger.Info("took over the listening sockets from the previous process")
+	}
+	if err := p.sockets.Ready(); err != nil {
+		p.logger.Error("telling the previous process we serve", zap.Error(err))
+	}
+	if started != nil {
+		started(addrs)
+	}
+	p.handedOver = make(chan struct{})
+	p.bg.Go("SIGUSR2", func(run context.Context) error {
+		p.sockets.OnSIGUSR2(run, ctx, os.Args, handoverTimeout, p.logger, p.handedOver)
+		return nil
+	})
 }
 
 // startACME has certmagic obtain and renew the wildcard certificates of
-// every served orchestra, publishing DNS-01 answers through the stub.
-func startACME(ctx context.Context, cfg *config.Config, certs *tlsconfig.Store, dnsSrv *dnsstub.Server, etcd *clientv3.Client, logger *zap.Logger) {
-	var names []string
-	for _, orch := range cfg.Namespace.Orchestras {
-		names = append(names, "*."+routing.ZoneName(orch, cfg.Namespace.Domain))
-	}
-	opts := tlsconfig.ACMEOptions{Names: names, Publisher: dnsSrv.TXT(), Resolver: dnsSrv.DialAddr()}
-	if prefix, ok := strings.CutPrefix(cfg.TLS.ACME.Storage, tlsconfig.EtcdPrefix); ok {
-		opts.Storage = func(keyType string) certmagic.Storage {
-			return &etcdkv.CertStorage{Client: etcd, Prefix: strings.TrimSuffix(prefix, "/") + "/" + keyType + "/"}
-		}
-	}
-	if err := certs.ManageACME(ctx, cfg.TLS.ACME, opts); err != nil {
-		logger.Error("ACME certificate management did not start", zap.Error(err))
+// every served orchestra, publishing DNS-01 answers through the stub;
+// certmagic runs its own goroutines until ctx ends.
+func (p *process) startACME(ctx context.Context) {
+	names := p.cfg.Namespace.Wildcards()
+	opts := tlsconfig.ACMEOptions{Names: names, Publisher: p.dns.TXT(), Resolver: p.dns.DialAddr(), Storage: p.fleet.CertStorage(p.cfg.TLS.ACME.Storage)}
+	if err := p.certs.ManageACME(ctx, p.cfg.TLS.ACME, opts); err != nil {
+		p.logger.Error("ACME certificate management did not start", zap.Error(err))
 		return
 	}
-	logger.Info("ACME certificate management started", zap.Strings("names", names), zap.String("directory", cfg.TLS.ACME.Directory))
+	p.logger.Info("ACME certificate management started", zap.Strings("names", names), zap.String("directory", p.cfg.TLS.ACME.Directory))
 }
 
-// logStarted says where everything listens: the bound addresses, which
-// tests and operators read (a port 0 in the config is resolved here).
-func logStarted(logger *zap.Logger, cfg *config.Config, srv *ingress.Server, dnsSrv *dnsstub.Server, admin *ingress.Admin, instances int, inherited bool) {
-	fields := []zap.Field{zap.String("admin", admin.Addr().String()), zap.Int("instances", instances)}
-	if dnsSrv != nil {
-		fields = append(fields, zap.String("dns", dnsSrv.Addr()))
-	}
-	for _, l := range cfg.Ingress.Listeners {
-		fields = append(fields, zap.Stringer(l.Service, srv.Addr(l.Service)))
-	}
-	logger.Info("ingress started", fields...)
-	if inherited {
-		logger.Info("took over the listening sockets from the previous process")
-	}
-}
-
-// onSignal calls fn each time sig arrives, until ctx ends. Catching the
-// signal also keeps its default action (for SIGHUP: exit) away.
-func onSignal(ctx context.Context, sig os.Signal, fn func()) error {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, sig)
-	defer signal.Stop(ch)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ch:
-			fn()
+// wait waits for the end: SIGTERM (ctx), a new process serving, or the
+// data path failing. The first two drain the open connections.
+func (p *process) wait(ctx context.Context) error {
+	why := "draining"
+	select {
+	case <-p.handedOver:
+		why = "draining after the hand-over"
+		// The new process answers on the admin address and for DNS, on the
+		// very same sockets: this one stops answering there at once, so
+		// that every answer comes from the new process, and drains only
+		// its own connections.
+		p.admin.Close()
+		if p.dns != nil {
+			p.dns.Shutdown(context.Background())
 		}
+	case <-ctx.Done():
+		p.delayShutdown()
+	case err := <-p.serveErr:
+		p.shutdown()
+		return err
+	}
+	if p.srv == nil {
+		return nil
+	}
+	timeout := p.cfg.Ingress.Timeouts.Drain
+	p.logger.Info(why, zap.Int64("open", p.srv.Active()), zap.Duration("timeout", timeout))
+	dctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := p.srv.Shutdown(dctx); err != nil {
+		p.logger.Warn("drain cut connections", zap.Error(err))
+	}
+	<-p.serveErr
+	return nil
+}
+
+// delayShutdown keeps serving for timeouts.shutdown_delay after SIGTERM
+// with /readyz at 503: a load balancer goes on sending new connections
+// until its health checks take this target out, and they must not be
+// refused meanwhile.
+func (p *process) delayShutdown() {
+	delay := p.cfg.Ingress.Timeouts.ShutdownDelay
+	if delay <= 0 {
+		return
+	}
+	if p.srv != nil {
+		p.srv.Unready()
+	}
+	p.logger.Info("stopping: /readyz says 503, still serving for timeouts.shutdown_delay", zap.Duration("shutdown_delay", delay))
+	time.Sleep(delay) // the delay is the product's, not a synchronisation
+}
+
+// name is what the log calls this process.
+func (p *process) name() string {
+	if p.dnsOnly {
+		return "dns stub"
+	}
+	return "ingress"
+}
+
+// shutdown stops the data path and the DNS stub at once.
+func (p *process) shutdown() {
+	if p.srv != nil {
+		p.srv.Shutdown(context.Background())
+	}
+	if p.dns != nil {
+		p.dns.Shutdown(context.Background())
 	}
 }
 
-// handOverOnUSR2 starts a new process of this binary on SIGUSR2 with the
-// listening sockets, and closes done once it serves: then this one drains.
-// A new process that fails to start or to serve changes nothing.
-func handOverOnUSR2(ctx context.Context, sockets *handover.Sockets, done chan<- struct{}, logger *zap.Logger) {
-	ctx, handedOver := context.WithCancel(ctx)
-	defer handedOver()
-	onSignal(ctx, syscall.SIGUSR2, func() {
-		logger.Info("SIGUSR2: starting a new process with the listening sockets")
-		proc, err := sockets.Start(os.Args, handoverTimeout)
-		if err != nil {
-			logger.Error("hand-over failed; this process keeps serving", zap.Error(err))
-			return
-		}
-		logger.Info("the new process serves; this one stops accepting", zap.Int("pid", proc.Pid))
-		close(done)
-		handedOver()
-	})
+// close releases what build made, in reverse: the parts that serve, then
+// the background tasks, then what they used.
+func (p *process) close() {
+	if p.dns != nil {
+		p.dns.Shutdown(context.Background())
+	}
+	if p.admin != nil {
+		p.admin.Close()
+		defer p.logger.Info(p.name() + " stopped")
+	}
+	p.bg.Stop()
+	if p.certs != nil {
+		p.certs.Close()
+	}
+	if p.fleet != nil {
+		p.fleet.Close()
+	}
 }
 
 // handoverTimeout bounds how long a new process may take to serve.
@@ -308,23 +344,25 @@ const handoverTimeout = 30 * time.Second
 
 // reload re-reads the config file, the routes and the certificates
 // (SIGHUP). Settings that need new sockets (listeners, admin) or that the
-// data path holds (timeouts, limits, backend) are reported as needing a
+// running parts hold (timeouts, limits, backend) are reported as needing a
 // restart.
-func reload(ctx context.Context, cfg *config.Config, routeSrc routing.Source, certs *tlsconfig.Store, metrics *ingress.Metrics, logger *zap.Logger) {
-	logger.Info("SIGHUP: reloading config, routes and certificates")
-	next, err := config.Load(cfg.Path)
+func (p *process) reload(ctx context.Context) {
+	p.logger.Info("SIGHUP: reloading config, routes and certificates")
+	next, err := p.load(p.cfg.Path)
 	if err != nil {
-		metrics.Reloaded(err)
-		logger.Error("config reload failed; keeping the running config", zap.Error(err))
-		return
+		p.metrics.Reloaded(err)
+		p.logger.Error("config reload failed; keeping the running config", zap.Error(err))
+	} else if restart := config.NeedRestart(p.cfg, next); len(restart) > 0 {
+		p.logger.Warn("changed settings take effect at the next restart", zap.Strings("settings", restart))
 	}
-	if restart := config.NeedRestart(cfg, next); len(restart) > 0 {
-		logger.Warn("changed settings take effect at the next restart", zap.Strings("settings", restart))
+	if err == nil && p.certs != nil {
+		err = p.certs.SetFiles(ctx, next.TLS.Certificates)
+		p.metrics.Reloaded(err)
+		if err != nil {
+			p.logger.Error("certificate reload failed; keeping the previous certificate", zap.Error(err))
+		}
 	}
-	err = certs.SetFiles(ctx, next.TLS.Certificates)
-	metrics.Reloaded(err)
-	if err != nil {
-		logger.Error("certificate reload failed; keeping the previous certificate", zap.Error(err))
+	if p.source != nil {
+		_ = p.source.Refresh(ctx) // counted and reported through its callback
 	}
-	_ = routeSrc.Refresh(ctx) // counted and reported through its callback
 }

@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -10,6 +12,30 @@ import (
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
+
+// CheckFile is `ingress check`: it loads the config at path and everything
+// it names, as serve would, and returns a one-line summary of what it
+// found, or the errors (file:line: what is wrong). Warnings come either way.
+func CheckFile(path string) (summary string, warnings []string, err error) {
+	cfg, err := Load(path)
+	if err != nil {
+		return "", nil, err
+	}
+	warnings, err = Check(cfg)
+	if err != nil {
+		return "", warnings, err
+	}
+	if cfg.Routes.Etcd != nil {
+		return fmt.Sprintf("%s: ok: %d listeners, routes in etcd under %s, %d certificates",
+			path, len(cfg.Ingress.Listeners), cfg.Routes.Etcd.Prefix, len(cfg.TLS.Certificates)), warnings, nil
+	}
+	table, err := routing.LoadFile(cfg.Routes.File, cfg.Namespace, nil)
+	if err != nil { // changed since Check read it
+		return "", warnings, err
+	}
+	return fmt.Sprintf("%s: ok: %d listeners, %d instances, %d certificates",
+		path, len(cfg.Ingress.Listeners), table.Len(), len(cfg.TLS.Certificates)), warnings, nil
+}
 
 // Check goes beyond Parse: it loads the routes file and the certificates the
 // config names, as serve would. Errors make serve fail; warnings are worth
@@ -37,6 +63,7 @@ func Check(cfg *Config) (warnings []string, err error) {
 		leaves = append(leaves, leaf)
 	}
 	warnings = CertWarnings(cfg, leaves)
+	warnings = append(warnings, DNSWarnings(cfg)...)
 	if len(errs) > 0 {
 		return warnings, fmt.Errorf("%s", strings.Join(errs, "\n"))
 	}
@@ -60,6 +87,32 @@ func CertWarnings(cfg *Config, leaves []tlsconfig.Leaf) []string {
 			return slices.ContainsFunc(l.Names, func(n string) bool { return strings.EqualFold(n, want) })
 		}) {
 			warnings = append(warnings, fmt.Sprintf("no certificate covers %s: handshakes for orch %s will fail", want, orch))
+		}
+	}
+	return warnings
+}
+
+// DNSWarnings lists what is risky but not fatal in the dns section: with
+// forward set, a dns.address that binds every address of the host (":53",
+// "0.0.0.0:53", "[::]:53") offers recursion wherever the host is reachable,
+// not only on the private endpoint, and a dns.allow that admits every
+// client makes the stub an open resolver.
+func DNSWarnings(cfg *Config) []string {
+	d := cfg.DNS
+	if d.Address == "" || len(d.Forward) == 0 {
+		return nil
+	}
+	var warnings []string
+	if host, _, err := net.SplitHostPort(d.Address); err == nil {
+		if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.IsUnspecified() {
+			warnings = append(warnings, fmt.Sprintf("dns.forward is set and dns.address %q binds every address of the host: "+
+				"the stub resolves any name for every client in dns.allow that reaches the host on any address; "+
+				"bind dns.address to the private endpoint's address", d.Address))
+		}
+	}
+	for _, c := range d.Allow {
+		if p, err := netip.ParsePrefix(c); err == nil && p.Bits() == 0 {
+			warnings = append(warnings, fmt.Sprintf("dns.allow %q admits every client: with dns.forward set the stub is an open resolver wherever dns.address is reachable", c))
 		}
 	}
 	return warnings

@@ -20,7 +20,7 @@ import (
 
 	"github.com/neo4j/private-ingress/dnsstub"
 	"github.com/neo4j/private-ingress/ingress"
-	"github.com/neo4j/private-ingress/internal/etcdkv"
+	"github.com/neo4j/private-ingress/internal/fleet"
 	"github.com/neo4j/private-ingress/internal/logging"
 	"github.com/neo4j/private-ingress/internal/yamlutil"
 	"github.com/neo4j/private-ingress/routing"
@@ -46,8 +46,8 @@ type fileYAML struct {
 
 // RoutesConfig says where the routing table comes from: a file, or etcd.
 type RoutesConfig struct {
-	File string         `yaml:"file"`
-	Etcd *etcdkv.Config `yaml:"etcd"`
+	File string        `yaml:"file"`
+	Etcd *fleet.Config `yaml:"etcd"`
 }
 
 // Config is a validated ingress.yaml with defaults applied.
@@ -320,7 +320,7 @@ func (v *validator) routes(r RoutesConfig) RoutesConfig {
 		}
 	}
 	if e.Prefix == "" {
-		e.Prefix = etcdkv.DefaultPrefix
+		e.Prefix = fleet.DefaultPrefix
 	}
 	if !strings.HasPrefix(e.Prefix, "/") || !strings.HasSuffix(e.Prefix, "/") {
 		v.Addf(v.at("routes", "etcd", "prefix"), "routes.etcd.prefix %q must start and end with /", e.Prefix)
@@ -348,6 +348,7 @@ func (v *validator) timeouts(t ingress.Timeouts) ingress.Timeouts {
 	v.duration(&t.Handshake, ingress.DefaultHandshakeTimeout, false, "timeouts", "handshake")
 	v.duration(&t.Idle, 0, true, "timeouts", "idle")
 	v.duration(&t.Drain, ingress.DefaultDrainTimeout, true, "timeouts", "drain")
+	v.duration(&t.ShutdownDelay, 0, true, "timeouts", "shutdown_delay")
 	return t
 }
 
@@ -387,6 +388,23 @@ func (v *validator) dns(d dnsstub.Config) dnsstub.Config {
 		if _, err := netip.ParseAddrPort(f); err != nil {
 			v.Addf(yamlutil.Item(v.at("dns", "forward"), i), "forward %q must be ip:port, e.g. 10.0.0.2:53", f)
 		}
+	}
+	switch n := yamlutil.Value(v.at("dns"), "allow"); {
+	case absent(n):
+		d.Allow = dnsstub.DefaultAllow()
+	case len(d.Allow) == 0:
+		v.Addf(n, "dns.allow is empty: no client could use forward; leave allow out for the default (loopback and the private ranges)")
+	}
+	for i, c := range d.Allow {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			v.Addf(yamlutil.Item(v.at("dns", "allow"), i), "bad CIDR %q in dns.allow (want e.g. 10.0.0.0/8)", c)
+		}
+	}
+	switch n := yamlutil.Value(v.at("dns"), "max_tcp_connections"); {
+	case absent(n):
+		d.MaxTCPConnections = dnsstub.DefaultMaxTCPConnections
+	case d.MaxTCPConnections < 1:
+		v.Addf(n, "dns.max_tcp_connections must be at least 1")
 	}
 	return d
 }

@@ -95,84 +95,10 @@ func eqListeners(t *testing.T, got, want []ingress.ListenerConfig) {
 }
 
 func TestParseFull(t *testing.T) {
-	t.Run("design example", func(t *testing.T) {
-		dir := t.TempDir()
-		cfg := mustParse(t, dir, designExample)
-		eq(t, "Namespace.Domain", cfg.Namespace.Domain, "neo4j.io")
-		eqSlice(t, "Namespace.Orchestras", cfg.Namespace.Orchestras, []string{"0000"})
-		eqListeners(t, cfg.Ingress.Listeners, []ingress.ListenerConfig{
-			{Service: "https", Address: ":443", ALPN: []string{"h2", "http/1.1"}},
-			{Service: "bolt", Address: ":7687"},
-			{Service: "http", Address: ":7474", ALPN: []string{"h2", "http/1.1"}},
-			{Service: "arrow", Address: ":8491", ALPN: []string{"h2"}},
-		})
-		eq(t, "ProxyProtocol.Mode", cfg.Ingress.ProxyProtocol.Mode, "off")
-		eq(t, "len(ProxyProtocol.TrustedCIDRs)", len(cfg.Ingress.ProxyProtocol.TrustedCIDRs), 0)
-		if len(cfg.TLS.Certificates) != 1 {
-			t.Fatalf("certificates = %+v, want 1", cfg.TLS.Certificates)
-		}
-		eq(t, "TLS.Certificates[0]", cfg.TLS.Certificates[0], tlsconfig.CertFiles{
-			Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"),
-		})
-		eq(t, "TLS.ACME", cfg.TLS.ACME, tlsconfig.ACME{})
-		eq(t, "Routes.File", cfg.Routes.File, filepath.Join(dir, "routes.yaml"))
-		eq(t, "Backend", cfg.Ingress.Backend, ingress.BackendConfig{DialTimeout: 5 * time.Second})
-		eq(t, "Timeouts", cfg.Ingress.Timeouts, ingress.Timeouts{Handshake: 10 * time.Second, Drain: 30 * time.Second})
-		eq(t, "Limits.MaxConnections", cfg.Ingress.Limits.MaxConnections, 100000)
-		eq(t, "Refusals", cfg.Ingress.Refusals, ingress.RefusalsExplain)
-		eq(t, "Admin.Address", cfg.Admin.Address, "127.0.0.1:9090")
-		eq(t, "DNS.Address", cfg.DNS.Address, "")
-		eqSlice(t, "DNS.AnswerIPv4", cfg.DNS.AnswerIPv4, []string{"10.10.10.10"})
-		eq(t, "len(DNS.AnswerIPv6)", len(cfg.DNS.AnswerIPv6), 0)
-		eq(t, "DNS.TTL", cfg.DNS.TTL, uint32(60))
-		eq(t, "DNS.KnownOnly", cfg.DNS.KnownOnly, false)
-		eq(t, "len(DNS.Forward)", len(cfg.DNS.Forward), 0)
-		eq(t, "Log", cfg.Log, logging.Config{Level: "info", Format: "json"})
-	})
+	t.Run("design example", testParseDesignExample)
 
 	// Every value differs from its default, so that each is seen to land.
-	t.Run("every value set", func(t *testing.T) {
-		data, err := os.ReadFile(filepath.Join("testdata", "full.yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir := t.TempDir()
-		cfg := mustParse(t, dir, string(data))
-		eq(t, "Namespace.Domain", cfg.Namespace.Domain, "example.com") // lower case, no trailing dot
-		eqSlice(t, "Namespace.Orchestras", cfg.Namespace.Orchestras, []string{"0000", "00ab"})
-		eqListeners(t, cfg.Ingress.Listeners, []ingress.ListenerConfig{
-			{Service: "https", Address: ":8443", ALPN: []string{"h2", "http/1.1"}},
-			{Service: "bolt", Address: "127.0.0.1:7687"},
-			{Service: "http", Address: ":7474", ALPN: []string{"http/1.1"}},
-			{Service: "arrow", Address: "[::1]:8491", ALPN: []string{"h2"}},
-		})
-		eq(t, "ProxyProtocol.Mode", cfg.Ingress.ProxyProtocol.Mode, "off")
-		eqSlice(t, "ProxyProtocol.TrustedCIDRs", cfg.Ingress.ProxyProtocol.TrustedCIDRs, []string{"10.0.0.0/8", "fd00::/8"})
-		eqSlice(t, "TLS.Certificates", cfg.TLS.Certificates, []tlsconfig.CertFiles{
-			{Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key")},
-			{Cert: "/etc/ingress/ecdsa.crt", Key: filepath.Join(dir, "keys", "ecdsa.key")},
-		})
-		eq(t, "TLS.ACME.Enabled()", cfg.TLS.ACME.Enabled(), false)
-		eq(t, "Routes.File", cfg.Routes.File, filepath.Join(dir, "tables", "routes.yaml"))
-		eq(t, "Backend", cfg.Ingress.Backend, ingress.BackendConfig{
-			DialTimeout: 2500 * time.Millisecond,
-			TLS: ingress.BackendTLSConfig{
-				Enabled:    true,
-				CA:         filepath.Join(dir, "backend-ca.pem"),
-				ServerName: "backend.internal",
-			},
-		})
-		eq(t, "Timeouts", cfg.Ingress.Timeouts, ingress.Timeouts{Handshake: 7 * time.Second, Idle: 5 * time.Minute, Drain: 90 * time.Second})
-		eq(t, "Limits.MaxConnections", cfg.Ingress.Limits.MaxConnections, 5000)
-		eq(t, "Refusals", cfg.Ingress.Refusals, ingress.RefusalsAlert)
-		eq(t, "Admin.Address", cfg.Admin.Address, "0.0.0.0:9191")
-		eqSlice(t, "DNS.AnswerIPv4", cfg.DNS.AnswerIPv4, []string{"10.10.10.10", "10.10.10.11"})
-		eqSlice(t, "DNS.AnswerIPv6", cfg.DNS.AnswerIPv6, []string{"fd00::10"})
-		eq(t, "DNS.TTL", cfg.DNS.TTL, uint32(30))
-		eq(t, "DNS.KnownOnly", cfg.DNS.KnownOnly, true)
-		eqSlice(t, "DNS.Forward", cfg.DNS.Forward, []string{"10.0.0.2:53", "[fd00::2]:53"})
-		eq(t, "Log", cfg.Log, logging.Config{Level: "debug", Format: "console"})
-	})
+	t.Run("every value set", testParseEveryValueSet)
 
 	t.Run("relative config path", func(t *testing.T) {
 		cfg, err := Parse(filepath.Join("conf", "ingress.yaml"), []byte(minimalConfig+"backend: {tls: {enabled: true, ca: ca.pem}}\n"))
@@ -201,6 +127,87 @@ func TestParseFull(t *testing.T) {
 			t.Errorf("Load of a missing file: %v, want an error wrapping os.ErrNotExist", err)
 		}
 	})
+}
+
+// testParseDesignExample parses DESIGN.md's example and checks every value.
+func testParseDesignExample(t *testing.T) {
+	dir := t.TempDir()
+	cfg := mustParse(t, dir, designExample)
+	eq(t, "Namespace.Domain", cfg.Namespace.Domain, "neo4j.io")
+	eqSlice(t, "Namespace.Orchestras", cfg.Namespace.Orchestras, []string{"0000"})
+	eqListeners(t, cfg.Ingress.Listeners, []ingress.ListenerConfig{
+		{Service: "https", Address: ":443", ALPN: []string{"h2", "http/1.1"}},
+		{Service: "bolt", Address: ":7687"},
+		{Service: "http", Address: ":7474", ALPN: []string{"h2", "http/1.1"}},
+		{Service: "arrow", Address: ":8491", ALPN: []string{"h2"}},
+	})
+	eq(t, "ProxyProtocol.Mode", cfg.Ingress.ProxyProtocol.Mode, "off")
+	eq(t, "len(ProxyProtocol.TrustedCIDRs)", len(cfg.Ingress.ProxyProtocol.TrustedCIDRs), 0)
+	if len(cfg.TLS.Certificates) != 1 {
+		t.Fatalf("certificates = %+v, want 1", cfg.TLS.Certificates)
+	}
+	eq(t, "TLS.Certificates[0]", cfg.TLS.Certificates[0], tlsconfig.CertFiles{
+		Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"),
+	})
+	eq(t, "TLS.ACME", cfg.TLS.ACME, tlsconfig.ACME{})
+	eq(t, "Routes.File", cfg.Routes.File, filepath.Join(dir, "routes.yaml"))
+	eq(t, "Backend", cfg.Ingress.Backend, ingress.BackendConfig{DialTimeout: 5 * time.Second})
+	eq(t, "Timeouts", cfg.Ingress.Timeouts, ingress.Timeouts{Handshake: 10 * time.Second, Drain: 30 * time.Second})
+	eq(t, "Limits.MaxConnections", cfg.Ingress.Limits.MaxConnections, 100000)
+	eq(t, "Refusals", cfg.Ingress.Refusals, ingress.RefusalsExplain)
+	eq(t, "Admin.Address", cfg.Admin.Address, "127.0.0.1:9090")
+	eq(t, "DNS.Address", cfg.DNS.Address, "")
+	eqSlice(t, "DNS.AnswerIPv4", cfg.DNS.AnswerIPv4, []string{"10.10.10.10"})
+	eq(t, "len(DNS.AnswerIPv6)", len(cfg.DNS.AnswerIPv6), 0)
+	eq(t, "DNS.TTL", cfg.DNS.TTL, uint32(60))
+	eq(t, "DNS.KnownOnly", cfg.DNS.KnownOnly, false)
+	eq(t, "len(DNS.Forward)", len(cfg.DNS.Forward), 0)
+	eq(t, "Log", cfg.Log, logging.Config{Level: "info", Format: "json"})
+}
+
+// testParseEveryValueSet parses testdata/full.yaml, where every value
+// differs from its default, so that each is seen to land.
+func testParseEveryValueSet(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := mustParse(t, dir, string(data))
+	eq(t, "Namespace.Domain", cfg.Namespace.Domain, "example.com") // lower case, no trailing dot
+	eqSlice(t, "Namespace.Orchestras", cfg.Namespace.Orchestras, []string{"0000", "00ab"})
+	eqListeners(t, cfg.Ingress.Listeners, []ingress.ListenerConfig{
+		{Service: "https", Address: ":8443", ALPN: []string{"h2", "http/1.1"}},
+		{Service: "bolt", Address: "127.0.0.1:7687"},
+		{Service: "http", Address: ":7474", ALPN: []string{"http/1.1"}},
+		{Service: "arrow", Address: "[::1]:8491", ALPN: []string{"h2"}},
+	})
+	eq(t, "ProxyProtocol.Mode", cfg.Ingress.ProxyProtocol.Mode, "off")
+	eqSlice(t, "ProxyProtocol.TrustedCIDRs", cfg.Ingress.ProxyProtocol.TrustedCIDRs, []string{"10.0.0.0/8", "fd00::/8"})
+	eqSlice(t, "TLS.Certificates", cfg.TLS.Certificates, []tlsconfig.CertFiles{
+		{Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key")},
+		{Cert: "/etc/ingress/ecdsa.crt", Key: filepath.Join(dir, "keys", "ecdsa.key")},
+	})
+	eq(t, "TLS.ACME.Enabled()", cfg.TLS.ACME.Enabled(), false)
+	eq(t, "Routes.File", cfg.Routes.File, filepath.Join(dir, "tables", "routes.yaml"))
+	eq(t, "Backend", cfg.Ingress.Backend, ingress.BackendConfig{
+		DialTimeout: 2500 * time.Millisecond,
+		TLS: ingress.BackendTLSConfig{
+			Enabled:    true,
+			CA:         filepath.Join(dir, "backend-ca.pem"),
+			ServerName: "backend.internal",
+		},
+	})
+	eq(t, "Timeouts", cfg.Ingress.Timeouts, ingress.Timeouts{Handshake: 7 * time.Second, Idle: 5 * time.Minute, Drain: 90 * time.Second})
+	eq(t, "Limits.MaxConnections", cfg.Ingress.Limits.MaxConnections, 5000)
+	eq(t, "Refusals", cfg.Ingress.Refusals, ingress.RefusalsAlert)
+	eq(t, "Admin.Address", cfg.Admin.Address, "0.0.0.0:9191")
+	eqSlice(t, "DNS.AnswerIPv4", cfg.DNS.AnswerIPv4, []string{"10.10.10.10", "10.10.10.11"})
+	eqSlice(t, "DNS.AnswerIPv6", cfg.DNS.AnswerIPv6, []string{"fd00::10"})
+	eq(t, "DNS.TTL", cfg.DNS.TTL, uint32(30))
+	eq(t, "DNS.KnownOnly", cfg.DNS.KnownOnly, true)
+	eqSlice(t, "DNS.Forward", cfg.DNS.Forward, []string{"10.0.0.2:53", "[fd00::2]:53"})
+	eq(t, "Log", cfg.Log, logging.Config{Level: "debug", Format: "console"})
 }
 
 // TestDesignExampleDNSAddress: DESIGN.md's example, with its dns.address,
@@ -463,12 +470,15 @@ func (fx checkFixture) config(t *testing.T, data string) *Config {
 	return cfg
 }
 
+// checkCerts is the tls section of a valid configuration for the
+// checkFixture: its one certificate covers orch 0000.
+const checkCerts = "tls: {certificates: [{cert: tls.crt, key: tls.key}]}\n"
+
 func TestCheck(t *testing.T) {
 	fx := newCheckFixture(t)
-	const certs = "tls: {certificates: [{cert: tls.crt, key: tls.key}]}\n"
 
 	t.Run("valid", func(t *testing.T) {
-		cfg := fx.config(t, `orchestras: ["0000"]`+"\n"+certs)
+		cfg := fx.config(t, `orchestras: ["0000"]`+"\n"+checkCerts)
 		warnings, err := Check(cfg)
 		if err != nil {
 			t.Errorf("Check: %v", err)
@@ -478,6 +488,33 @@ func TestCheck(t *testing.T) {
 		}
 	})
 
+	checkRoutesSubtests(t, fx)
+	checkCertificateSubtests(t, fx)
+
+	t.Run("missing routes file", func(t *testing.T) {
+		cfg := fx.config(t, `orchestras: ["0000"]`+"\n"+checkCerts+"routes: {file: nowhere.yaml}\n")
+		_, err := Check(cfg)
+		if err == nil || !strings.Contains(err.Error(), filepath.Join(fx.dir, "nowhere.yaml")) {
+			t.Errorf("Check error: %v, want one naming nowhere.yaml", err)
+		}
+	})
+
+	t.Run("every error at once", func(t *testing.T) {
+		cfg := fx.config(t, `orchestras: ["0000"]`+"\n"+"tls: {certificates: [{cert: missing.crt, key: tls.key}]}\nroutes: {file: bad-routes.yaml}\n")
+		_, err := Check(cfg)
+		if err == nil {
+			t.Fatal("Check found no error")
+		}
+		lines := strings.Split(err.Error(), "\n")
+		if len(lines) != 2 || !strings.Contains(lines[0], "bad-routes.yaml:5: ") || !strings.Contains(lines[1], "missing.crt") {
+			t.Errorf("Check error:\n%v\nwant the routes error, then the certificate error", err)
+		}
+	})
+}
+
+// checkRoutesSubtests are TestCheck's cases of a bad routes file. They
+// leave bad-routes.yaml in fx for "every error at once".
+func checkRoutesSubtests(t *testing.T, fx checkFixture) {
 	t.Run("routes error", func(t *testing.T) {
 		fx.write(t, "bad-routes.yaml", `instances:
   - dbid: abcd1234
@@ -485,7 +522,7 @@ func TestCheck(t *testing.T) {
     backends:
       bolt: ["10.0.1.5"]
 `)
-		cfg := fx.config(t, `orchestras: ["0000"]`+"\n"+certs+"routes: {file: bad-routes.yaml}\n")
+		cfg := fx.config(t, `orchestras: ["0000"]`+"\n"+checkCerts+"routes: {file: bad-routes.yaml}\n")
 		warnings, err := Check(cfg)
 		if err == nil {
 			t.Fatal("Check accepted a routes file with a backend without a port")
@@ -501,16 +538,20 @@ func TestCheck(t *testing.T) {
 
 	t.Run("orch not served by routes", func(t *testing.T) {
 		fx.write(t, "other-orch.yaml", "instances:\n  - dbid: abcd1234\n    orch: \"0002\"\n")
-		cfg := fx.config(t, `orchestras: ["0000"]`+"\n"+certs+"routes: {file: other-orch.yaml}\n")
+		cfg := fx.config(t, `orchestras: ["0000"]`+"\n"+checkCerts+"routes: {file: other-orch.yaml}\n")
 		_, err := Check(cfg)
 		want := filepath.Join(fx.dir, "other-orch.yaml") + `:3: orch "0002" is not served`
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Check error:\n%v\nwant it to contain %q", err, want)
 		}
 	})
+}
 
+// checkCertificateSubtests are TestCheck's cases of missing, mismatched or
+// too few certificates.
+func checkCertificateSubtests(t *testing.T, fx checkFixture) {
 	t.Run("orch without a certificate", func(t *testing.T) {
-		cfg := fx.config(t, `orchestras: ["0000", "0001"]`+"\n"+certs)
+		cfg := fx.config(t, `orchestras: ["0000", "0001"]`+"\n"+checkCerts)
 		warnings, err := Check(cfg)
 		if err != nil {
 			t.Errorf("Check: %v", err)
@@ -545,26 +586,6 @@ func TestCheck(t *testing.T) {
 		want := cfg.Path + ": certificate " + fx.certs.Cert + ": loading key pair: "
 		if err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("Check error:\n%v\nwant it to start with %q", err, want)
-		}
-	})
-
-	t.Run("missing routes file", func(t *testing.T) {
-		cfg := fx.config(t, `orchestras: ["0000"]`+"\n"+certs+"routes: {file: nowhere.yaml}\n")
-		_, err := Check(cfg)
-		if err == nil || !strings.Contains(err.Error(), filepath.Join(fx.dir, "nowhere.yaml")) {
-			t.Errorf("Check error: %v, want one naming nowhere.yaml", err)
-		}
-	})
-
-	t.Run("every error at once", func(t *testing.T) {
-		cfg := fx.config(t, `orchestras: ["0000"]`+"\n"+"tls: {certificates: [{cert: missing.crt, key: tls.key}]}\nroutes: {file: bad-routes.yaml}\n")
-		_, err := Check(cfg)
-		if err == nil {
-			t.Fatal("Check found no error")
-		}
-		lines := strings.Split(err.Error(), "\n")
-		if len(lines) != 2 || !strings.Contains(lines[0], "bad-routes.yaml:5: ") || !strings.Contains(lines[1], "missing.crt") {
-			t.Errorf("Check error:\n%v\nwant the routes error, then the certificate error", err)
 		}
 	})
 }

@@ -29,8 +29,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/neo4j/private-ingress/internal/loopback"
 	"github.com/neo4j/private-ingress/internal/testenv"
+	"github.com/neo4j/private-ingress/internal/testenv/loopback"
 )
 
 // startFlight serves a FlightServer for dbid on 127.0.0.1:0, allocating from
@@ -77,7 +77,14 @@ func exerciseFlight(t *testing.T, c flight.Client, dbid string) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 
-	// ListFlights: exactly one flight, path [dbid, nodes].
+	checkListFlights(t, ctx, c, dbid)
+	tkt := checkGetFlightInfo(t, ctx, c, dbid, mem)
+	checkDoGet(t, ctx, c, dbid, tkt, mem)
+	checkFlightNotFound(t, ctx, c, dbid, mem)
+}
+
+// checkListFlights: exactly one flight, path [dbid, nodes].
+func checkListFlights(t *testing.T, ctx context.Context, c flight.Client, dbid string) {
 	ls, err := c.ListFlights(ctx, &flight.Criteria{})
 	if err != nil {
 		t.Fatalf("ListFlights: %v", err)
@@ -100,8 +107,11 @@ func exerciseFlight(t *testing.T, c flight.Client, dbid string) {
 	if got := desc.GetPath(); len(got) != 2 || got[0] != dbid || got[1] != "nodes" || desc.GetType() != flight.DescriptorPATH {
 		t.Fatalf("listed descriptor = %v %v, want PATH [%s nodes]", desc.GetType(), got, dbid)
 	}
+}
 
-	// GetFlightInfo: schema, one endpoint with ticket dbid/nodes, 3 records.
+// checkGetFlightInfo: schema, one endpoint with ticket dbid/nodes, 3
+// records. It returns the endpoint's ticket.
+func checkGetFlightInfo(t *testing.T, ctx context.Context, c flight.Client, dbid string, mem memory.Allocator) *flight.Ticket {
 	info, err := c.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorPATH, Path: []string{dbid, "nodes"}})
 	if err != nil {
 		t.Fatalf("GetFlightInfo: %v", err)
@@ -123,8 +133,11 @@ func exerciseFlight(t *testing.T, c flight.Client, dbid string) {
 	if got := string(tkt.GetTicket()); got != dbid+"/nodes" {
 		t.Errorf("ticket = %q, want %q", got, dbid+"/nodes")
 	}
+	return tkt
+}
 
-	// DoGet: one batch of 3 rows.
+// checkDoGet: one batch of 3 rows.
+func checkDoGet(t *testing.T, ctx context.Context, c flight.Client, dbid string, tkt *flight.Ticket, mem memory.Allocator) {
 	stream, err := c.DoGet(ctx, tkt)
 	if err != nil {
 		t.Fatalf("DoGet: %v", err)
@@ -165,9 +178,12 @@ func exerciseFlight(t *testing.T, c flight.Client, dbid string) {
 			t.Errorf("row %d = %v, want %v", i, rows[i], want[i])
 		}
 	}
+}
 
+// checkFlightNotFound: an unknown ticket or descriptor is NotFound.
+func checkFlightNotFound(t *testing.T, ctx context.Context, c flight.Client, dbid string, mem memory.Allocator) {
 	// Unknown ticket: NotFound (surfaces on the first Recv).
-	stream, err = c.DoGet(ctx, &flight.Ticket{Ticket: []byte("other/nodes")})
+	stream, err := c.DoGet(ctx, &flight.Ticket{Ticket: []byte("other/nodes")})
 	if err == nil {
 		_, err = flight.NewRecordReader(stream, ipc.WithAllocator(mem))
 	}

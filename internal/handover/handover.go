@@ -12,30 +12,48 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
 // The environment a new process finds its inheritance in.
 const (
-	envFDs   = "INGRESS_HANDOVER_FDS"   // "tcp :443=3,udp :53=4": socket key = fd
+	envFDs   = "INGRESS_HANDOVER_FDS"   // "tcp :443=3,udp :53=4,tcp :443#1=5": socket key = fd
 	envReady = "INGRESS_HANDOVER_READY" // the fd of the pipe to report readiness on
 )
 
 // Sockets binds listening sockets, or takes them over from the process
 // that started this one. The zero value binds everything itself.
+//
+// A socket is handed over under its network and configured address, and
+// the ordinal of that address among the live sockets with the same one
+// ("tcp 127.0.0.1:0", then "tcp 127.0.0.1:0#1"): two parts configured
+// with the same address (port 0 for both, say) each get their own socket
+// back, in the order they ask for it, which the same config makes the
+// order they bound them in. The first of each address carries no ordinal,
+// as before ordinals existed: processes of either kind understand each
+// other for every address used once.
 type Sockets struct {
 	mu        sync.Mutex
-	inherited map[string]*os.File // by key, until taken
-	ready     *os.File            // to the previous process; nil if none
-	bound     []boundSocket       // everything handed out, to pass on
+	inherited map[string][]*os.File // by address key, in ordinal order, until taken
+	ready     *os.File              // to the previous process; nil if none
+	bound     []boundSocket         // everything handed out, to pass on
+}
+
+// socket is what Start needs of a bound socket: *net.TCPListener and
+// *net.UDPConn.
+type socket interface {
+	File() (*os.File, error)
+	SyscallConn() (syscall.RawConn, error)
 }
 
 type boundSocket struct {
-	key string
-	f   interface{ File() (*os.File, error) }
+	key string // network and configured address, without ordinal
+	s   socket
 }
 
 func key(network, addr string) string { return network + " " + addr }
@@ -43,15 +61,33 @@ func key(network, addr string) string { return network + " " + addr }
 // FromEnv returns the sockets this process inherited, if it was started
 // by Start; otherwise an empty set.
 func FromEnv() (*Sockets, error) {
-	s := &Sockets{inherited: map[string]*os.File{}}
+	s := &Sockets{inherited: map[string][]*os.File{}}
 	if v := os.Getenv(envFDs); v != "" {
+		type entry struct {
+			ord int
+			f   *os.File
+		}
+		byKey := map[string][]entry{}
 		for _, item := range strings.Split(v, ",") {
 			k, fdText, ok := strings.Cut(item, "=")
 			fd, err := strconv.Atoi(fdText)
 			if !ok || err != nil || fd < 3 {
 				return nil, fmt.Errorf("%s: bad entry %q", envFDs, item)
 			}
-			s.inherited[k] = os.NewFile(uintptr(fd), k)
+			ord := 0
+			if i := strings.LastIndexByte(k, '#'); i >= 0 {
+				if ord, err = strconv.Atoi(k[i+1:]); err != nil || ord < 1 {
+					return nil, fmt.Errorf("%s: bad entry %q", envFDs, item)
+				}
+				k = k[:i]
+			}
+			byKey[k] = append(byKey[k], entry{ord, os.NewFile(uintptr(fd), item)})
+		}
+		for k, entries := range byKey {
+			slices.SortFunc(entries, func(a, b entry) int { return a.ord - b.ord })
+			for _, e := range entries {
+				s.inherited[k] = append(s.inherited[k], e.f)
+			}
 		}
 	}
 	if v := os.Getenv(envReady); v != "" {
@@ -69,22 +105,31 @@ func FromEnv() (*Sockets, error) {
 // Inherited reports whether this process took over from another.
 func (s *Sockets) Inherited() bool { return s.ready != nil }
 
+// take returns the first inherited socket not taken yet for k, or nil.
 func (s *Sockets) take(k string) *os.File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f := s.inherited[k]
-	delete(s.inherited, k)
+	files := s.inherited[k]
+	if len(files) == 0 {
+		return nil
+	}
+	f := files[0]
+	if len(files) == 1 {
+		delete(s.inherited, k)
+	} else {
+		s.inherited[k] = files[1:]
+	}
 	return f
 }
 
-func (s *Sockets) keep(k string, f interface{ File() (*os.File, error) }) {
+func (s *Sockets) keep(k string, sock socket) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.bound = append(s.bound, boundSocket{k, f})
+	s.bound = append(s.bound, boundSocket{k, sock})
 }
 
-// Listen returns a TCP listener for addr: the inherited one of the same
-// configured address, or a new one.
+// Listen returns a TCP listener for addr: the next inherited one of the
+// same configured address, or a new one.
 func (s *Sockets) Listen(ctx context.Context, network, addr string) (net.Listener, error) {
 	k := key(network, addr)
 	var ln net.Listener
@@ -105,8 +150,8 @@ func (s *Sockets) Listen(ctx context.Context, network, addr string) (net.Listene
 	return ln, nil
 }
 
-// ListenPacket returns a UDP socket for addr: the inherited one of the same
-// configured address, or a new one.
+// ListenPacket returns a UDP socket for addr: the next inherited one of the
+// same configured address, or a new one.
 func (s *Sockets) ListenPacket(ctx context.Context, network, addr string) (net.PacketConn, error) {
 	k := key(network, addr)
 	var pc net.PacketConn
@@ -131,8 +176,8 @@ func (s *Sockets) ListenPacket(ctx context.Context, network, addr string) (net.P
 // closes inherited sockets the configuration no longer names.
 func (s *Sockets) Ready() error {
 	s.mu.Lock()
-	for k, f := range s.inherited {
-		f.Close()
+	for k, files := range s.inherited {
+		closeAll(files)
 		delete(s.inherited, k)
 	}
 	ready := s.ready
@@ -148,9 +193,13 @@ func (s *Sockets) Ready() error {
 
 // Start runs a new process of argv with this process's sockets and
 // environment, and waits until it says it serves (or exits, or timeout
-// passes). The caller then stops accepting and drains; the sockets stay
-// open in the new process.
-func (s *Sockets) Start(argv []string, timeout time.Duration) (*os.Process, error) {
+// passes, or ctx ends: then it kills it). The caller then stops accepting
+// and drains; the sockets stay open in the new process. Whatever the
+// outcome, this process's sockets stay as they were: non-blocking.
+func (s *Sockets) Start(ctx context.Context, argv []string, timeout time.Duration) (*os.Process, error) {
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("not starting a new process: %w", context.Cause(ctx))
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("handover pipe: %w", err)
@@ -161,8 +210,9 @@ func (s *Sockets) Start(argv []string, timeout time.Duration) (*os.Process, erro
 	cmd.ExtraFiles = []*os.File{w} // fd 3
 	var fds []string
 	s.mu.Lock()
+	seen := map[string]int{} // live sockets so far by address key: the next one's ordinal
 	for _, b := range s.bound {
-		f, err := b.f.File() // a duplicate, blocking-mode descriptor
+		f, err := b.s.File() // a duplicate sharing the socket's file description
 		if errors.Is(err, net.ErrClosed) {
 			continue // closed since (a bind retried on another port)
 		}
@@ -171,15 +221,25 @@ func (s *Sockets) Start(argv []string, timeout time.Duration) (*os.Process, erro
 			closeAll(cmd.ExtraFiles)
 			return nil, fmt.Errorf("handing over %s: %w", b.key, err)
 		}
+		k := b.key
+		if n := seen[b.key]; n > 0 {
+			k += "#" + strconv.Itoa(n)
+		}
+		seen[b.key]++
 		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
-		fds = append(fds, fmt.Sprintf("%s=%d", b.key, 2+len(cmd.ExtraFiles)))
+		fds = append(fds, fmt.Sprintf("%s=%d", k, 2+len(cmd.ExtraFiles)))
 	}
 	s.mu.Unlock()
 	cmd.Env = append(os.Environ(), envFDs+"="+strings.Join(fds, ","), envReady+"=3")
 	err = cmd.Start()
 	closeAll(cmd.ExtraFiles) // the child has its copies
+	// exec.Cmd called Fd() on each duplicate, which put the file
+	// description it shares with the live socket in blocking mode: this
+	// process's accept loops and batched UDP reads would then block (a new
+	// process sets it back only if it gets as far as taking the sockets).
+	nonblockErr := s.setNonblock()
 	if err != nil {
-		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
+		return nil, errors.Join(fmt.Errorf("starting %s: %w", argv[0], err), nonblockErr)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -189,19 +249,54 @@ func (s *Sockets) Start(argv []string, timeout time.Duration) (*os.Process, erro
 		_, err := r.Read(b[:])
 		readyc <- err
 	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	fail := func(why error) (*os.Process, error) {
+		cmd.Process.Kill()
+		<-exited // gone (if it served for an instant, it served no longer)
+		return nil, errors.Join(why, nonblockErr)
+	}
 	select {
 	case err := <-readyc:
 		if err == nil {
 			return cmd.Process, nil
 		}
-		cmd.Process.Kill()
-		return nil, fmt.Errorf("the new process closed its ready pipe: %w", err)
+		return fail(fmt.Errorf("the new process closed its ready pipe: %w", err))
 	case err := <-exited:
-		return nil, fmt.Errorf("the new process exited before it served: %v", err)
-	case <-time.After(timeout):
-		cmd.Process.Kill()
-		return nil, errors.New("the new process did not serve in time")
+		return nil, errors.Join(fmt.Errorf("the new process exited before it served: %v", err), nonblockErr)
+	case <-timer.C:
+		return fail(errors.New("the new process did not serve in time"))
+	case <-ctx.Done():
+		select {
+		case err := <-readyc:
+			if err == nil {
+				return cmd.Process, nil // it serves already: it is the one that stays
+			}
+		default:
+		}
+		return fail(fmt.Errorf("the new process was still starting: %w", context.Cause(ctx)))
 	}
+}
+
+// setNonblock puts every socket still open back in non-blocking mode.
+func (s *Sockets) setNonblock() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, b := range s.bound {
+		rc, err := b.s.SyscallConn()
+		if err == nil {
+			var serr error
+			err = rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), true) })
+			if err == nil {
+				err = serr
+			}
+		}
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, fmt.Errorf("%s: setting non-blocking mode back: %w", b.key, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func closeAll(files []*os.File) {

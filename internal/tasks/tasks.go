@@ -8,6 +8,8 @@ package tasks
 import (
 	"context"
 	"errors"
+	"os"
+	"os/signal"
 	"sync"
 
 	"go.uber.org/zap"
@@ -50,4 +52,21 @@ func (g *Group) Go(name string, task func(ctx context.Context) error) {
 func (g *Group) Stop() {
 	g.cancel()
 	g.wg.Wait()
+}
+
+// OnSignal calls fn each time sig arrives, until ctx ends: a task for Go.
+// Catching the signal also keeps its default action (for SIGHUP: exit)
+// away for as long as it runs.
+func OnSignal(ctx context.Context, sig os.Signal, fn func()) error {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sig)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ch:
+			fn()
+		}
+	}
 }

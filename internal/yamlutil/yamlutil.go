@@ -95,7 +95,14 @@ func Decode(file string, data []byte, v any) (*yaml.Node, error) {
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 		return nil, nil
 	}
-	checkKeys(list, root, reflect.TypeOf(v), "")
+	// Every walk below (ours, then yaml.v3's Decode) visits at most the
+	// document as its aliases expand it: bound that first.
+	budget := expansionLimit(countNodes(root))
+	if over := checkExpansion(root, budget); over != nil {
+		list.Addf(over, "document expands to more than %d nodes through aliases (anchors/aliases used as a bomb?)", budget)
+		return nil, list.Err()
+	}
+	checkKeys(list, root, reflect.TypeOf(v), "", &budget)
 	if err := list.Err(); err != nil {
 		return root, err
 	}
@@ -104,6 +111,80 @@ func Decode(file string, data []byte, v any) (*yaml.Node, error) {
 		return root, list.Err()
 	}
 	return root, nil
+}
+
+// Aliases: yaml.v3 parses `*a` into an AliasNode that points at the
+// anchored node, so a few hundred bytes of nested aliases stand for
+// billions of nodes ("billion laughs"). yaml.v3 only guards against that
+// inside Decode; any walk over the yaml.Node tree that follows aliases
+// must be bounded too. Decode counts the document's own nodes, then walks
+// it as its aliases expand it and refuses it beyond expansionLimit, before
+// anything else walks it. Value, Path and Item do not follow aliases: each
+// looks at one node's own content.
+
+// minExpansion and expansionRatio bound what a document of n nodes may
+// expand to through aliases: max(minExpansion, expansionRatio×n) nodes, in
+// the spirit of yaml.v3's allowedAliasRatio. A document without aliases
+// expands to itself, so the bound never refuses one, however large.
+// Legitimate reuse (a backends list or defaults mapping anchored once and
+// aliased from every instance) stays within a few times the document: an
+// alias is one node that stands for the few it points at. A bomb of S bytes
+// has at most about S/2 nodes (a one-character item and its separator),
+// so it is refused after at most about 5×S visits: ~125,000 for 25 KB,
+// milliseconds.
+const (
+	minExpansion   = 10_000
+	expansionRatio = 10
+)
+
+func expansionLimit(nodes int) int { return max(minExpansion, expansionRatio*nodes) }
+
+// countNodes counts the nodes of the document as written: aliases count as
+// one node each, not followed.
+func countNodes(root *yaml.Node) int {
+	n := 0
+	stack := []*yaml.Node{root}
+	for len(stack) > 0 {
+		top := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		n++
+		stack = append(stack, top.Content...)
+	}
+	return n
+}
+
+// checkExpansion walks the document following aliases and stops once it
+// has visited more than budget nodes. It then returns the alias of the
+// document as written (the outermost one) whose expansion crossed the
+// bound, to point the error at; nil if the whole expansion fits. Cyclic
+// aliases (an anchor inside its own value) expand without end, and are
+// refused the same way. The walk keeps its own stack: a chain of aliases
+// as deep as the document is allowed does not grow the goroutine's.
+func checkExpansion(root *yaml.Node, budget int) *yaml.Node {
+	type visit struct{ n, via *yaml.Node } // via: the outermost alias followed
+	stack := []visit{{n: root}}
+	for seen := 0; len(stack) > 0; {
+		top := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen++; seen > budget {
+			if top.via == nil {
+				return top.n // unreachable: a document fits its own bound
+			}
+			return top.via
+		}
+		if top.n.Kind == yaml.AliasNode && top.n.Alias != nil {
+			via := top.via
+			if via == nil {
+				via = top.n
+			}
+			stack = append(stack, visit{top.n.Alias, via})
+			continue
+		}
+		for i := len(top.n.Content) - 1; i >= 0; i-- { // in document order
+			stack = append(stack, visit{top.n.Content[i], top.via})
+		}
+	}
+	return nil
 }
 
 // Value returns the value node of key in mapping n, or nil.
@@ -147,11 +228,22 @@ var nodeType = reflect.TypeOf(yaml.Node{})
 // and reports every mapping key the type does not have. yaml.v3's own
 // KnownFields check only works through a Decoder and is lost once a
 // document has been parsed into nodes, which we need for line numbers.
-func checkKeys(list *List, n *yaml.Node, t reflect.Type, where string) {
+//
+// It follows aliases, and so counts every node it visits against budget
+// (what is left of the document's expansionLimit): Decode has checked the
+// whole expansion fits, so the count is a guard that keeps this walk
+// bounded whatever calls it.
+func checkKeys(list *List, n *yaml.Node, t reflect.Type, where string, budget *int) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if *budget--; *budget < 0 {
+		return
+	}
 	if n.Kind == yaml.AliasNode {
+		if *budget--; *budget < 0 || n.Alias == nil {
+			return
+		}
 		n = n.Alias
 	}
 	switch {
@@ -171,15 +263,15 @@ func checkKeys(list *List, n *yaml.Node, t reflect.Type, where string) {
 				list.Addf(k, "unknown key %q%s (known: %s)", k.Value, in(where), strings.Join(names, ", "))
 				continue
 			}
-			checkKeys(list, val, f.Type, join(where, k.Value))
+			checkKeys(list, val, f.Type, join(where, k.Value), budget)
 		}
 	case (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && n.Kind == yaml.SequenceNode:
 		for i, item := range n.Content {
-			checkKeys(list, item, t.Elem(), fmt.Sprintf("%s[%d]", where, i))
+			checkKeys(list, item, t.Elem(), fmt.Sprintf("%s[%d]", where, i), budget)
 		}
 	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			checkKeys(list, n.Content[i+1], t.Elem(), join(where, n.Content[i].Value))
+			checkKeys(list, n.Content[i+1], t.Elem(), join(where, n.Content[i].Value), budget)
 		}
 	}
 	// Kind mismatches are left to yaml.v3, whose messages carry the line.

@@ -1,4 +1,4 @@
-package etcdkv_test
+package fleet_test
 
 import (
 	"context"
@@ -10,9 +10,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/neo4j/private-ingress/internal/etcdkv"
-	"github.com/neo4j/private-ingress/internal/etcdtest"
+	"github.com/neo4j/private-ingress/internal/fleet"
 	"github.com/neo4j/private-ingress/internal/testenv"
+	"github.com/neo4j/private-ingress/internal/testenv/etcdtest"
 	"github.com/neo4j/private-ingress/routing"
 )
 
@@ -51,7 +51,7 @@ func TestEtcdSource(t *testing.T) {
 	var rejected []error
 	// Batch is long so that the burst below becomes few tables however
 	// slowly a busy machine commits it.
-	s := &routing.EtcdSource{Store: etcdkv.Store{Client: cli}, Prefix: prefix, Namespace: etcdNS, Holder: &holder, Batch: 200 * time.Millisecond,
+	s := &routing.EtcdSource{Store: fleet.Store{Client: cli}, Prefix: prefix, Namespace: etcdNS, Holder: &holder, Batch: 200 * time.Millisecond,
 		OnApply: func(tbl *routing.Table, changes int, err error) {
 			if err != nil {
 				mu.Lock()
@@ -137,7 +137,7 @@ func TestEtcdSourceRecoversFromCompaction(t *testing.T) {
 	defer cancel()
 	var holder routing.Holder
 	var reloads atomic.Int64
-	s := &routing.EtcdSource{Store: etcdkv.Store{Client: cli}, Prefix: prefix, Namespace: etcdNS, Holder: &holder,
+	s := &routing.EtcdSource{Store: fleet.Store{Client: cli}, Prefix: prefix, Namespace: etcdNS, Holder: &holder,
 		OnApply: func(_ *routing.Table, _ int, err error) {
 			if err != nil {
 				reloads.Add(1)
@@ -170,7 +170,7 @@ func BenchmarkEtcdPutToRoute(b *testing.B) {
 	defer cancel()
 	var holder routing.Holder
 	applied := make(chan struct{}, 1)
-	s := &routing.EtcdSource{Store: etcdkv.Store{Client: cli}, Prefix: prefix, Namespace: etcdNS, Holder: &holder, Batch: time.Millisecond,
+	s := &routing.EtcdSource{Store: fleet.Store{Client: cli}, Prefix: prefix, Namespace: etcdNS, Holder: &holder, Batch: time.Millisecond,
 		OnApply: func(*routing.Table, int, error) {
 			select {
 			case applied <- struct{}{}:

@@ -1,4 +1,4 @@
-package etcdkv_test
+package fleet_test
 
 import (
 	"context"
@@ -15,14 +15,14 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/neo4j/private-ingress/dnsstub"
-	"github.com/neo4j/private-ingress/internal/etcdkv"
-	"github.com/neo4j/private-ingress/internal/etcdtest"
-	"github.com/neo4j/private-ingress/internal/pebbletest"
+	"github.com/neo4j/private-ingress/internal/fleet"
 	"github.com/neo4j/private-ingress/internal/testenv"
+	"github.com/neo4j/private-ingress/internal/testenv/etcdtest"
+	"github.com/neo4j/private-ingress/internal/testenv/pebbletest"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
 
-	"github.com/neo4j/private-ingress/internal/loopback"
+	"github.com/neo4j/private-ingress/internal/testenv/loopback"
 )
 
 func TestCertStorage(t *testing.T) {
@@ -30,7 +30,7 @@ func TestCertStorage(t *testing.T) {
 	cli := etcd.Client()
 	defer cli.Close()
 	ctx := context.Background()
-	s := &etcdkv.CertStorage{Client: cli, Prefix: "/ingress/certmagic/test/"}
+	s := &fleet.CertStorage{Client: cli, Prefix: "/ingress/certmagic/test/"}
 	if _, err := s.Load(ctx, "certificates/a/a.crt"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Load of a missing key: %v, want fs.ErrNotExist", err)
 	}
@@ -65,7 +65,7 @@ func TestCertStorage(t *testing.T) {
 	}
 
 	// Locks exclude another process's storage until unlocked.
-	other := &etcdkv.CertStorage{Client: etcd.Client(), Prefix: s.Prefix}
+	other := &fleet.CertStorage{Client: etcd.Client(), Prefix: s.Prefix}
 	defer other.Client.Close()
 	if err := s.Lock(ctx, "issue_cert_x"); err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ func TestReplicasShareACMECertificates(t *testing.T) {
 		err := store.ManageACME(ctx, tlsconfig.ACME{Directory: pebble.Directory, CARoot: pebble.CAFile},
 			tlsconfig.ACMEOptions{Names: []string{"*.production-orch-0000.neo4j.io"}, Publisher: stub.TXT(), Resolver: stub.Addr(),
 				Storage: func(keyType string) certmagic.Storage {
-					return &etcdkv.CertStorage{Client: cli, Prefix: "/ingress/certmagic/" + keyType + "/"}
+					return &fleet.CertStorage{Client: cli, Prefix: "/ingress/certmagic/" + keyType + "/"}
 				}})
 		if err != nil {
 			t.Fatal(err)

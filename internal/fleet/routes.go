@@ -1,8 +1,12 @@
-package etcdkv
+package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"slices"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -30,6 +34,9 @@ func (r Routes) Put(ctx context.Context, entries []routing.Entry) ([]string, err
 	ops := make([]clientv3.Op, len(entries))
 	for i, e := range entries {
 		keys[i] = routing.Key(r.Prefix, e.Orch, e.DBID)
+		if slices.Contains(keys[:i], keys[i]) {
+			return nil, fmt.Errorf("put: instance %s in orch %s is given twice", e.DBID, e.Orch)
+		}
 		ops[i] = clientv3.OpPut(keys[i], string(e.JSON()))
 	}
 	if _, err := r.Client.Txn(ctx).Then(ops...).Commit(); err != nil {
@@ -59,4 +66,49 @@ func (r Routes) List(ctx context.Context) ([]routing.KV, error) {
 		return nil, fmt.Errorf("list %s: %w", r.Prefix, err)
 	}
 	return kvs, nil
+}
+
+// Command carries out `ingress routes VERB ARGS...` and prints what it
+// did: put FILE... (every file validated as a routes.yaml entry before
+// anything is written, then all in one transaction), delete DBID [ORCH]
+// (the first served orch by default), list.
+func (r Routes) Command(ctx context.Context, ns routing.Namespace, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: ingress routes put FILE... | delete DBID [ORCH] | list")
+	}
+	switch verb, rest := args[0], args[1:]; verb {
+	case "put":
+		if len(rest) == 0 {
+			return errors.New("ingress routes put: name one or more instance files (YAML or JSON, one routes.yaml entry each)")
+		}
+		entries, err := routing.ReadEntries(rest, ns)
+		if err != nil {
+			return err
+		}
+		keys, err := r.Put(ctx, entries)
+		for _, key := range keys {
+			fmt.Fprintf(stdout, "put %s\n", key)
+		}
+		return err
+	case "delete":
+		if len(rest) < 1 || len(rest) > 2 {
+			return errors.New("usage: ingress routes delete DBID [ORCH]")
+		}
+		orch := ns.Orchestras[0]
+		if len(rest) == 2 {
+			orch = rest[1]
+		}
+		key, err := r.Delete(ctx, strings.ToLower(orch), strings.ToLower(rest[0]))
+		if err == nil {
+			fmt.Fprintf(stdout, "deleted %s\n", key)
+		}
+		return err
+	case "list":
+		kvs, err := r.List(ctx)
+		for _, kv := range kvs {
+			fmt.Fprintf(stdout, "%s\t%s\n", kv.Key, kv.Value)
+		}
+		return err
+	}
+	return fmt.Errorf("ingress routes: unknown verb %q (put, delete, list)", args[0])
 }

@@ -1,7 +1,4 @@
-// Package etcdkv adapts an etcd client to the small interfaces the rest of
-// the ingress needs of a shared store: routing.KVStore for the route table.
-// It keeps the etcd client (with its gRPC, TLS and logging) out of routing.
-package etcdkv
+package fleet
 
 import (
 	"context"

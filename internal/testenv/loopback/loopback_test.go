@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/neo4j/private-ingress/internal/loopback"
 	"github.com/neo4j/private-ingress/internal/testenv"
+	"github.com/neo4j/private-ingress/internal/testenv/loopback"
 )
 
 // TestRefused: the address refuses connections, and no listener can take
