@@ -110,6 +110,19 @@ type Timeouts struct {
 // Limits bound what the ingress holds.
 type Limits struct {
 	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerSource caps the open connections of one client
+	// address (the trusted PROXY header's source, else the TCP peer),
+	// those in their handshake included; 0 is no cap.
+	MaxConnectionsPerSource int `yaml:"max_connections_per_source"`
+	// MaxConnectionsPerEndpoint caps the open connections through one
+	// private endpoint; 0 is no cap. Connections without one are not counted.
+	MaxConnectionsPerEndpoint int `yaml:"max_connections_per_endpoint"`
+	// MaxExplainedPerSecond is the rate, per listener, of refusals answered
+	// in the client's protocol (a burst of as many); beyond it they get the
+	// alert. 0 means DefaultMaxExplainedPerSecond, ExplainNever (or any
+	// negative value) explains none: internal/config turns a 0 written in
+	// ingress.yaml into ExplainNever.
+	MaxExplainedPerSecond int `yaml:"max_explained_per_second"`
 }
 
 // AdminConfig is the admin HTTP server (/metrics, /healthz, /readyz).
@@ -132,6 +145,11 @@ type Config struct {
 	// BackendCooldown is how long a backend whose dial failed is tried last.
 	// Not in ingress.yaml; zero means 10s.
 	BackendCooldown time.Duration
+	// RevokeAfter is routes.revoke_after: how long after a reload that took
+	// an open connection's access away the connection is closed. Zero means
+	// DefaultRevokeAfter, negative (RevokeNever) never: internal/config
+	// turns a 0s written in ingress.yaml into RevokeAtOnce.
+	RevokeAfter time.Duration
 }
 
 // listenerService resolves a listener's service name; internal/config has
@@ -148,7 +166,8 @@ func (c Config) Equal(o Config) bool {
 		c.ProxyProtocol.Mode == o.ProxyProtocol.Mode &&
 		slices.Equal(c.ProxyProtocol.TrustedCIDRs, o.ProxyProtocol.TrustedCIDRs) &&
 		c.Backend == o.Backend && c.Timeouts == o.Timeouts && c.Limits == o.Limits &&
-		c.Refusals == o.Refusals && c.BackendCooldown == o.BackendCooldown
+		c.Refusals == o.Refusals && c.BackendCooldown == o.BackendCooldown &&
+		c.RevokeAfter == o.RevokeAfter
 }
 
 // Equal reports whether two listeners are the same.

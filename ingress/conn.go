@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -28,6 +29,9 @@ type conn struct {
 	read int64        // bytes read from the wire, to tell a bare connect from a failed hello
 	stop func() bool  // unhooks the close at the drain's end
 
+	afterHeader int64     // bytes read above a PROXY header: what the TLS handshake got
+	slot        limitSlot // held against max_connections_per_source and _per_endpoint
+
 	endpoint      string             // private endpoint id; empty for public traffic
 	proxyHeader   *proxyproto.Header // the load balancer's header, if any
 	lbHealthCheck bool               // a PROXY LOCAL connection: the load balancer's probe
@@ -35,7 +39,9 @@ type conn struct {
 	instance      *routing.Instance
 	refusal       result // set when the handshake refused the name
 	explain       bool   // the refusal completes the handshake and is explained
+	unexplained   bool   // explainable, but over max_explained_per_second: alerted
 	sni           string
+	rev           revokeState // its entry in the registry of routed connections (revoke.go)
 
 	log connLog
 }
@@ -78,6 +84,9 @@ type connLog struct {
 	in, out  int64
 	err      error
 	expected bool // an ordinary way to end (a bare connect): log at debug
+
+	quiet      bool // no log line: one like it was written less than a second ago
+	suppressed int  // lines like this one left out since the last one written
 }
 
 // serve is the life of one connection, top to bottom: open takes it
@@ -94,6 +103,7 @@ func (c *conn) serve() {
 		return
 	}
 	c.log.result = resultOK
+	c.l.srv.register(c)
 	c.l.srv.startCopy(c, tc, backend)
 }
 
@@ -102,6 +112,7 @@ func (c *conn) serve() {
 func (c *conn) finish() {
 	c.stop()
 	c.Close()
+	c.l.srv.unregister(c)
 	c.l.finished(c)
 }
 
@@ -128,11 +139,19 @@ func (c *conn) open() (tc *tls.Conn, backend net.Conn) {
 	if err := s.inboundPP.readProxyHeader(c); err != nil {
 		c.log.result, c.log.err = resultProxyProtocolError, err
 		if c.read == 0 && !errors.Is(err, errUntrustedSource) {
-			// Sent nothing at all: a silent client, or a bare connect such
-			// as a load balancer's TCP health check, which is no error.
-			c.log.result = resultHandshakeError
-			c.log.expected = !errors.Is(err, os.ErrDeadlineExceeded)
+			// Sent nothing at all: a bare connect such as a load balancer's
+			// TCP health check is a probe, no error; a silent client that
+			// held its place until the timeout is a handshake error.
+			c.log.result, c.log.expected = resultProbe, true
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.log.result, c.log.expected = resultHandshakeError, false
+			}
 		}
+		return nil, nil
+	}
+	// The client is known now (the header may have named it): the caps
+	// per source and per endpoint end it before the handshake's cost.
+	if !c.holdSlot() {
 		return nil, nil
 	}
 
@@ -142,12 +161,18 @@ func (c *conn) open() (tc *tls.Conn, backend net.Conn) {
 	if err := tc.Handshake(); err != nil {
 		c.log.result, c.log.err = c.refusal, err
 		if reason := refusalReasons[c.refusal]; reason != "" {
+			if c.unexplained {
+				reason += " (alerted, not explained: limits.max_explained_per_second reached)"
+			}
 			c.log.err = errors.New(reason)
 		}
 		if c.log.result == resultNone {
 			c.log.result = resultHandshakeError
-			// nc -vz, or a load balancer's probe: connect, then close.
-			c.log.expected = errors.Is(err, io.EOF) && (c.read == 0 || c.lbHealthCheck && c.sni == "")
+			// nc -vz, or a load balancer's probe (a PROXY header at most,
+			// LOCAL or not): connect, then close.
+			if (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) && c.sentNothing() {
+				c.log.result, c.log.expected = resultProbe, true
+			}
 		}
 		return nil, nil
 	}
@@ -184,6 +209,31 @@ func (c *conn) open() (tc *tls.Conn, backend net.Conn) {
 		return nil, nil
 	}
 	return tc, backend
+}
+
+// sentNothing reports a client that sent no byte beyond its PROXY header.
+func (c *conn) sentNothing() bool {
+	if c.proxyHeader != nil {
+		return c.afterHeader == 0
+	}
+	return c.read == 0
+}
+
+// holdSlot counts the connection against the caps per source and per
+// endpoint, which finished gives back. Over one it records the limit,
+// writing the log line only if none was written for the same source (or
+// endpoint) in the last second, and reports false.
+func (c *conn) holdSlot() bool {
+	limits := c.l.srv.limits
+	slot, over := limits.acquire(sourceAddr(c.RemoteAddr()), c.endpoint)
+	if over == nil {
+		c.slot = slot
+		return true
+	}
+	c.log.result, c.log.err = resultLimit, over
+	ok, suppressed := limits.logs.allow(over.key, time.Now())
+	c.log.quiet, c.log.suppressed = !ok, suppressed
+	return false
 }
 
 // recovered logs and counts a panic recovered in a connection's goroutines.
@@ -228,10 +278,11 @@ func (l *listener) decide(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		}
 	}
 	if c.refusal != resultNone {
-		if explainable {
+		if explainable && l.explainBudget.take() {
 			c.explain = true
 			return l.accepted, nil
 		}
+		c.unexplained = explainable // over limits.max_explained_per_second
 		return l.refused, nil
 	}
 	return l.accepted, nil
@@ -318,14 +369,18 @@ func (s *Server) backendHandshake(ctx context.Context, conn net.Conn, addr strin
 // finished counts a closed connection and writes its one log line.
 func (l *listener) finished(c *conn) {
 	s, rec := l.srv, &c.log
+	s.limits.release(c.slot)
 	s.active.Add(-1)
 	defer s.conns.Done()
 	s.metrics.closed(l.svc, rec.result, rec.in, rec.out)
+	if rec.quiet {
+		return
+	}
 	level := zap.InfoLevel
 	switch {
 	case rec.expected:
 		level = zap.DebugLevel
-	case rec.result == resultBackendUnavailable:
+	case rec.result == resultBackendUnavailable, rec.result == resultLimit:
 		level = zap.WarnLevel
 	}
 	ce := s.logger.Check(level, "connection")
@@ -354,11 +409,14 @@ func (l *listener) finished(c *conn) {
 	if rec.alpn != "" {
 		fields = append(fields, zap.String("alpn", rec.alpn))
 	}
-	if rec.result == resultOK {
+	if rec.result == resultOK || rec.result == resultRevoked {
 		fields = append(fields, zap.Int64("bytes_in", rec.in), zap.Int64("bytes_out", rec.out))
 	}
 	if rec.err != nil && !quietError(rec.err) {
 		fields = append(fields, zap.String("reason", rec.err.Error()))
+	}
+	if rec.suppressed > 0 {
+		fields = append(fields, zap.Int("suppressed", rec.suppressed)) // lines like this one left out
 	}
 	ce.Write(fields...)
 }

@@ -389,7 +389,7 @@ func TestBareConnectIsNotAWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc.Close()
-	e.waitCount("bolt", "handshake_error", 1)
+	e.waitCount("bolt", "probe", 1)
 	for _, entry := range e.logs.FilterMessage("connection").All() {
 		if entry.Level > zapcore.DebugLevel {
 			t.Errorf("bare connect logged at %s: %v", entry.Level, entry.ContextMap())

@@ -22,12 +22,15 @@ const (
 	resultBackendUnavailable
 	resultProxyProtocolError
 	resultLimit
+	resultProbe   // a bare connect or a load balancer's health check: sent nothing, closed
+	resultRevoked // closed after a reload revoked its access (routes.revoke_after)
 	numResults
 )
 
 var resultNames = [numResults]string{
 	"", "ok", "no_sni", "unknown_host", "unknown_dbid", "denied",
 	"handshake_error", "backend_unavailable", "proxy_protocol_error", "limit",
+	"probe", "revoked",
 }
 
 func (r result) String() string { return resultNames[r] }
@@ -46,6 +49,7 @@ type Metrics struct {
 	routes    prometheus.Gauge
 	reloads   *prometheus.CounterVec
 	panics    prometheus.Counter
+	revokes   [routing.NumServices]prometheus.Counter // ingress_connections_revoked_total (revoke.go)
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -103,6 +107,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("error")
 	reg.MustRegister(conns, active, handshake, bytes, m.dialDur, m.dialErrs, m.routes, m.reloads, m.panics)
+	m.revokes = newRevokedCounter(reg)
 	return m
 }
 

@@ -62,5 +62,9 @@ func FuzzProxyHeader(f *testing.F) {
 		if c.proxyHeader == nil && !bytes.Equal(in, rest) {
 			t.Fatalf("no header, yet bytes were lost: in %q, out %q", in, rest)
 		}
+		// What tells a probe from a failed hello counts exactly what TLS got.
+		if c.proxyHeader != nil && c.afterHeader != int64(len(rest)) {
+			t.Fatalf("afterHeader = %d, want the %d bytes after the header", c.afterHeader, len(rest))
+		}
 	})
 }

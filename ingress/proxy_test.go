@@ -244,14 +244,14 @@ func TestProxyLocalCommand(t *testing.T) {
 	}
 	raw.Write(local)
 	raw.Close()
-	e.waitCount("bolt", "handshake_error", 1)
+	e.waitCount("bolt", "probe", 1)
 	// A TCP health check (connect, close, no header at all) is no error either.
 	raw, err = net.Dial("tcp", e.addr("bolt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()
-	e.waitCount("bolt", "handshake_error", 2)
+	e.waitCount("bolt", "probe", 2)
 	for _, entry := range e.logs.FilterMessage("connection").All() {
 		if entry.Level > zapcore.DebugLevel {
 			t.Errorf("a LOCAL health check was logged at %s: %v", entry.Level, entry.ContextMap())

@@ -91,6 +91,7 @@ func (p proxyPolicy) readProxyHeader(c *conn) error {
 		return nil
 	}
 	c.proxyHeader = h
+	c.Conn = countingConn{Conn: pc, n: &c.afterHeader} // what the TLS handshake reads
 	if h.Command.IsLocal() {
 		c.lbHealthCheck = true // the load balancer's own probe: no client behind it
 		return nil

@@ -57,11 +57,13 @@ type Server struct {
 	backendTLS *tls.Config // nil when the backend leg is plain TCP
 	inboundPP  proxyPolicy // inbound PROXY protocol
 	explains   bool        // refusals are answered in the service's protocol
+	limits     *connLimits // max_connections_per_source and _per_endpoint
 
 	listeners []*listener
 	accepting sync.WaitGroup // accept loops, so that no admit races the drain
 	active    atomic.Int64
 	conns     sync.WaitGroup
+	revokes   revocations // routed connections by instance, for reloads that revoke access (revoke.go)
 	ready     atomic.Bool
 
 	// hardStop closes every connection still open when the drain ends.
@@ -100,6 +102,9 @@ func New(cfg Config, opts Options) (*Server, error) {
 	if cfg.Timeouts.Handshake <= 0 {
 		cfg.Timeouts.Handshake = DefaultHandshakeTimeout
 	}
+	if cfg.RevokeAfter == 0 {
+		cfg.RevokeAfter = DefaultRevokeAfter
+	}
 	explains, err := ParseRefusals(cfg.Refusals)
 	if err != nil {
 		return nil, err
@@ -119,6 +124,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		listen:     opts.Listen,
 		backendTLS: opts.BackendTLS,
 		explains:   explains,
+		limits:     newConnLimits(cfg.Limits),
 	}
 	if s.logger == nil {
 		s.logger = zap.NewNop()
@@ -243,10 +249,13 @@ type listener struct {
 	handshake   *tls.Config  // given to tls.Server: decides in GetConfigForClient
 	accepted    *tls.Config  // the service's config: certificates and ALPN
 	refused     *tls.Config  // no certificate at all: Go answers unrecognized_name
+
+	explainBudget *tokenBucket // limits.max_explained_per_second
 }
 
 func newListener(s *Server, lc ListenerConfig, certs CertSource) *listener {
-	l := &listener{srv: s, cfg: lc, svc: listenerService(lc), explains: s.explains}
+	l := &listener{srv: s, cfg: lc, svc: listenerService(lc), explains: s.explains,
+		explainBudget: newTokenBucket(explainRate(s.cfg.Limits.MaxExplainedPerSecond), time.Now)}
 	errorLog, _ := zap.NewStdLogAt(s.logger.Named("explain"), zap.DebugLevel) // fails only for invalid levels
 	l.explainHTTP = &http.Server{ErrorLog: errorLog}
 	l.accepted = certs.ServerConfig(lc.ALPN)

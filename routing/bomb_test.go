@@ -3,6 +3,7 @@ package routing
 import (
 	"errors"
 	"fmt"
+	"github.com/neo4j/private-ingress/internal/testenv/yamlbomb"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,26 +27,12 @@ type bomb struct {
 	line int // of the first alias of the document whose expansion is too much
 }
 
-func repeat(item string, n int) string { return strings.TrimSuffix(strings.Repeat(item+", ", n), ", ") }
-
-// laughs is a flow sequence of anchored sequences: &l0 holds width
-// copies of leaf, each &lN width aliases of &l(N-1).
-func laughs(width, depth int, leaf string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "[&l0 [%s]", repeat(leaf, width))
-	for d := 1; d <= depth; d++ {
-		fmt.Fprintf(&b, ", &l%d [%s]", d, repeat(fmt.Sprintf("*l%d", d-1), width))
-	}
-	b.WriteString("]")
-	return b.String()
-}
-
 // chain is a block mapping of the same, one anchor a line at indent.
 func chain(indent string, width, depth int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%sa0: &a0 [%s]\n", indent, repeat("h:1", width))
+	fmt.Fprintf(&b, "%sa0: &a0 [%s]\n", indent, yamlbomb.List("h:1", width))
 	for d := 1; d <= depth; d++ {
-		fmt.Fprintf(&b, "%sa%d: &a%d [%s]\n", indent, d, d, repeat(fmt.Sprintf("*a%d", d-1), width))
+		fmt.Fprintf(&b, "%sa%d: &a%d [%s]\n", indent, d, d, yamlbomb.List(fmt.Sprintf("*a%d", d-1), width))
 	}
 	return b.String()
 }
@@ -54,7 +41,7 @@ func chain(indent string, width, depth int) string {
 // addresses: k² nodes that the key check and yaml.v3 both walk.
 func fanOut(k int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "{bolt: &s [%s]", repeat("h:1", k))
+	fmt.Fprintf(&b, "{bolt: &s [%s]", yamlbomb.List("h:1", k))
 	for j := range k {
 		fmt.Fprintf(&b, ", s%d: *s", j)
 	}
@@ -64,18 +51,18 @@ func fanOut(k int) string {
 
 func routesBombs() []bomb {
 	return []bomb{
-		{"laughs in endpoints", "instances:\n- dbid: abcd1234\n  orch: \"0000\"\n  endpoints: " + laughs(100, 20, "vpce-1") + "\n  backends: {bolt: [\"127.0.0.1:7687\"]}\n", 4},
+		{"laughs in endpoints", "instances:\n- dbid: abcd1234\n  orch: \"0000\"\n  endpoints: " + yamlbomb.Laughs(100, 20, "vpce-1") + "\n  backends: {bolt: [\"127.0.0.1:7687\"]}\n", 4},
 		{"a chain of backends", "instances:\n- dbid: abcd1234\n  orch: \"0000\"\n  backends:\n" + chain("    ", 80, 40), 7},
 		// Cubic: instances × services × addresses, all of which the key
 		// check visits (4.5 s on the old code at 6 KB).
 		{"instances of a fan-out", "instances:\n- &i {dbid: abcd1234, orch: \"0000\", backends: " + fanOut(430) + "}\n" + strings.Repeat("- *i\n", 430), 2},
-		{"merge keys", "instances:\n- &i {dbid: abcd1234, orch: \"0000\", backends: {bolt: [" + repeat("h:1", 1000) + "]}}\n- {<<: [" + repeat("*i", 1000) + "], dbid: ef567890}\n", 3},
+		{"merge keys", "instances:\n- &i {dbid: abcd1234, orch: \"0000\", backends: {bolt: [" + yamlbomb.List("h:1", 1000) + "]}}\n- {<<: [" + yamlbomb.List("*i", 1000) + "], dbid: ef567890}\n", 3},
 	}
 }
 
 func entryBombs() []bomb {
 	return []bomb{
-		{"laughs in endpoints", "dbid: abcd1234\norch: \"0000\"\nendpoints: " + laughs(100, 20, "vpce-1") + "\nbackends: {bolt: [\"127.0.0.1:7687\"]}\n", 3},
+		{"laughs in endpoints", "dbid: abcd1234\norch: \"0000\"\nendpoints: " + yamlbomb.Laughs(100, 20, "vpce-1") + "\nbackends: {bolt: [\"127.0.0.1:7687\"]}\n", 3},
 		{"a chain of backends", "dbid: abcd1234\norch: \"0000\"\nbackends:\n" + chain("  ", 80, 40), 6},
 		{"a fan-out of backends", "dbid: abcd1234\norch: \"0000\"\nbackends: " + fanOut(1200) + "\n", 3},
 	}

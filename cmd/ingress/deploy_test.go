@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,7 +45,20 @@ type deployDoc struct {
 			Spec struct {
 				TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
 				Containers                    []struct {
-					Args           []string     `yaml:"args"`
+					Args []string `yaml:"args"`
+					Env  []struct {
+						Name      string `yaml:"name"`
+						ValueFrom struct {
+							FieldRef struct {
+								FieldPath string `yaml:"fieldPath"`
+							} `yaml:"fieldRef"`
+						} `yaml:"valueFrom"`
+					} `yaml:"env"`
+					Resources struct {
+						Limits struct {
+							Memory string `yaml:"memory"`
+						} `yaml:"limits"`
+					} `yaml:"resources"`
 					Ports          []deployPort `yaml:"ports"`
 					ReadinessProbe deployProbe  `yaml:"readinessProbe"`
 					LivenessProbe  deployProbe  `yaml:"livenessProbe"`
@@ -58,6 +72,7 @@ type deployDoc struct {
 // the ConfigMap passes the same validation as ingress.yaml, and the probes,
 // ports and load balancer agree with it.
 func TestDeployManifests(t *testing.T) {
+	t.Setenv("POD_IP", "10.1.2.3") // the downward API's, which the Deployment sets
 	data, err := os.ReadFile("../../deploy/ingress.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +130,16 @@ func checkDeployment(t *testing.T, doc *deployDoc, cfg *config.Config) map[strin
 	if strings.Join(c.Args, " ") != "serve -config /etc/ingress/ingress.yaml" {
 		t.Errorf("container args %v", c.Args)
 	}
+	if len(c.Env) != 1 || c.Env[0].Name != "POD_IP" || c.Env[0].ValueFrom.FieldRef.FieldPath != "status.podIP" {
+		t.Errorf("container env %+v, want POD_IP from status.podIP", c.Env)
+	}
+	if cfg != nil {
+		// ~28 KiB per connection measured; 32 KiB with the process's own 256 MiB.
+		need := int64(cfg.Ingress.Limits.MaxConnections)*32<<10 + 256<<20
+		if limit := parseMemory(t, c.Resources.Limits.Memory); limit < need {
+			t.Errorf("memory limit %s is below what limits.max_connections %d needs (~%d MiB)", c.Resources.Limits.Memory, cfg.Ingress.Limits.MaxConnections, need>>20)
+		}
+	}
 	if cfg != nil {
 		to := cfg.Ingress.Timeouts
 		if to.ShutdownDelay <= 0 {
@@ -148,12 +173,32 @@ func checkDeployConfig(t *testing.T, cfg *config.Config, containerPorts map[stri
 		!strings.HasPrefix(cfg.TLS.ACME.Storage, "etcd:") {
 		t.Errorf("the fleet config must require PROXY and share routes, tickets and certificates through etcd: %+v", cfg)
 	}
-	if !strings.HasSuffix(cfg.Admin.Address, ":9090") || containerPorts["admin"] != 9090 {
-		t.Errorf("admin address %s, container port %d", cfg.Admin.Address, containerPorts["admin"])
+	if cfg.Admin.Address != "10.1.2.3:9090" || containerPorts["admin"] != 9090 {
+		t.Errorf("admin address %s, container port %d: want the pod's own address (${POD_IP}:9090), not every address", cfg.Admin.Address, containerPorts["admin"])
+	}
+	for _, c := range cfg.Ingress.ProxyProtocol.TrustedCIDRs {
+		if p, err := netip.ParsePrefix(c); err != nil || p.Bits() != p.Addr().BitLen() {
+			t.Errorf("trusted_cidrs has %s: trust the load balancer's own addresses (/32), not a range other workloads share", c)
+		}
 	}
 	for _, l := range cfg.Ingress.Listeners {
 		if !strings.HasSuffix(l.Address, ":"+strconv.Itoa(containerPorts[l.Service])) {
 			t.Errorf("listener %s on %s, container port %d", l.Service, l.Address, containerPorts[l.Service])
 		}
 	}
+}
+
+// parseMemory reads a Kubernetes memory quantity in Mi or Gi.
+func parseMemory(t *testing.T, q string) int64 {
+	t.Helper()
+	for suffix, unit := range map[string]int64{"Gi": 1 << 30, "Mi": 1 << 20} {
+		if n, ok := strings.CutSuffix(q, suffix); ok {
+			v, err := strconv.ParseInt(n, 10, 64)
+			if err == nil {
+				return v * unit
+			}
+		}
+	}
+	t.Fatalf("memory quantity %q: want <n>Mi or <n>Gi", q)
+	return 0
 }

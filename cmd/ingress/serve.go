@@ -137,6 +137,9 @@ func (p *process) routesLoaded(t *routing.Table, err error) {
 	}
 	p.metrics.SetRoutes(t.Len())
 	p.logger.Info("routes loaded", zap.Int("instances", t.Len()))
+	if p.srv != nil { // nil at the first load, before any connection
+		p.srv.RoutesChanged() // open connections the new table no longer allows are closed after routes.revoke_after
+	}
 }
 
 // listen binds the data path, the DNS stub (if configured) and the admin

@@ -78,6 +78,7 @@ var allowed = map[string][]string{
 	// Test helpers, under one roof.
 	"internal/testenv":            {},
 	"internal/testenv/loopback":   {},
+	"internal/testenv/yamlbomb":   {},
 	"internal/testenv/etcdtest":   {"internal/testenv"},
 	"internal/testenv/pebbletest": {"tlsconfig", "internal/testenv"},
 	"internal/archtest":           {},
@@ -105,7 +106,7 @@ var testAllowed = map[string][]string{
 }
 
 // everyTest may be imported by any package's tests.
-var everyTest = []string{"internal/testenv", "internal/testenv/loopback"}
+var everyTest = []string{"internal/testenv", "internal/testenv/loopback", "internal/testenv/yamlbomb"}
 
 // forbidden lists outside packages a package must not depend on, even
 // through others, with the reason.

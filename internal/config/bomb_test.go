@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/neo4j/private-ingress/internal/testenv/yamlbomb"
 	"strings"
 	"testing"
 	"time"
@@ -14,34 +15,20 @@ import (
 // routes file `ingress check` reads: each is refused with the file and the
 // line of the alias that blows up. The time taken is logged, not asserted.
 
-func repeat(item string, n int) string { return strings.TrimSuffix(strings.Repeat(item+", ", n), ", ") }
-
-// laughs is a flow sequence of anchored sequences: &l0 holds width
-// copies of leaf, each &lN width aliases of &l(N-1).
-func laughs(width, depth int, leaf string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "[&l0 [%s]", repeat(leaf, width))
-	for d := 1; d <= depth; d++ {
-		fmt.Fprintf(&b, ", &l%d [%s]", d, repeat(fmt.Sprintf("*l%d", d-1), width))
-	}
-	b.WriteString("]")
-	return b.String()
-}
-
 var configBombs = []struct {
 	name, doc string
 	line      int
 }{
 	// listeners × alpn: every node one the key check and yaml.v3 visit.
-	{"listeners of a long alpn", "orchestras: [\"0000\"]\nlisteners: [&l {service: bolt, address: \":7687\", alpn: [" + repeat("h2", 1100) + "]}, " + repeat("*l", 1100) + "]\n", 2},
-	{"laughs in alpn", "orchestras: [\"0000\"]\nlisteners:\n- service: bolt\n  address: \":7687\"\n  alpn: " + laughs(100, 20, "h2") + "\n", 5},
-	{"laughs in orchestras", "orchestras: " + laughs(100, 20, "\"0000\"") + "\n", 1},
+	{"listeners of a long alpn", "orchestras: [\"0000\"]\nlisteners: [&l {service: bolt, address: \":7687\", alpn: [" + yamlbomb.List("h2", 1100) + "]}, " + yamlbomb.List("*l", 1100) + "]\n", 2},
+	{"laughs in alpn", "orchestras: [\"0000\"]\nlisteners:\n- service: bolt\n  address: \":7687\"\n  alpn: " + yamlbomb.Laughs(100, 20, "h2") + "\n", 5},
+	{"laughs in orchestras", "orchestras: " + yamlbomb.Laughs(100, 20, "\"0000\"") + "\n", 1},
 	// Refused as a bomb before its unknown keys are looked at.
 	{"a chain of unknown keys", "orchestras: [\"0000\"]\nlimits:\n" + func() string {
 		var b strings.Builder
-		fmt.Fprintf(&b, "  a0: &a0 [%s]\n", repeat("1", 80))
+		fmt.Fprintf(&b, "  a0: &a0 [%s]\n", yamlbomb.List("1", 80))
 		for d := 1; d <= 40; d++ {
-			fmt.Fprintf(&b, "  a%d: &a%d [%s]\n", d, d, repeat(fmt.Sprintf("*a%d", d-1), 80))
+			fmt.Fprintf(&b, "  a%d: &a%d [%s]\n", d, d, yamlbomb.List(fmt.Sprintf("*a%d", d-1), 80))
 		}
 		return b.String()
 	}(), 5},
@@ -86,7 +73,7 @@ func TestCheckFileRefusesAliasBombs(t *testing.T) {
 	_, _, err := CheckFile(path)
 	checkBomb(t, path, b.doc, b.line, err, time.Since(start))
 
-	routes := "instances:\n- &i {dbid: abcd1234, orch: \"0000\", backends: {bolt: &s [" + repeat("h:1", 430) + "]"
+	routes := "instances:\n- &i {dbid: abcd1234, orch: \"0000\", backends: {bolt: &s [" + yamlbomb.List("h:1", 430) + "]"
 	for j := range 430 {
 		routes += fmt.Sprintf(", s%d: *s", j)
 	}

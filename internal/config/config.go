@@ -48,6 +48,10 @@ type fileYAML struct {
 type RoutesConfig struct {
 	File string        `yaml:"file"`
 	Etcd *fleet.Config `yaml:"etcd"`
+
+	// RevokeAfter is how long after a reload that took an open connection's
+	// access away the connection is closed: 0s at once, -1s never.
+	RevokeAfter time.Duration `yaml:"revoke_after"`
 }
 
 // Config is a validated ingress.yaml with defaults applied.
@@ -123,6 +127,7 @@ func (v *validator) build(raw *fileYAML) *Config {
 	cfg.Ingress.ProxyProtocol = v.proxyProtocol(raw.ProxyProtocol)
 	cfg.TLS = v.tls(raw)
 	cfg.Routes = v.routes(raw.Routes)
+	cfg.Ingress.RevokeAfter = ingressRevokeAfter(cfg.Routes.RevokeAfter)
 	cfg.Ingress.Backend = v.backend(raw.Backend)
 	cfg.Ingress.Timeouts = v.timeouts(raw.Timeouts)
 	cfg.Ingress.Limits = v.limits(raw.Limits)
@@ -137,6 +142,7 @@ func (v *validator) build(raw *fileYAML) *Config {
 	if cfg.Admin.Address == "" {
 		cfg.Admin.Address = ingress.DefaultAdminAddress
 	}
+	cfg.Admin.Address = v.expandEnv(cfg.Admin.Address, "admin", "address")
 	if err := checkListenAddr(cfg.Admin.Address); err != nil {
 		v.Addf(v.at("admin", "address"), "admin address %q: %v", cfg.Admin.Address, err)
 	}
@@ -300,6 +306,7 @@ func (v *validator) acme(acme *tlsconfig.ACME, raw *fileYAML) {
 }
 
 func (v *validator) routes(r RoutesConfig) RoutesConfig {
+	v.revokeAfter(&r.RevokeAfter)
 	e := r.Etcd
 	if e == nil {
 		if r.File == "" {
@@ -359,6 +366,24 @@ func (v *validator) limits(l ingress.Limits) ingress.Limits {
 	case l.MaxConnections < 1:
 		v.Addf(v.at("limits", "max_connections"), "limits.max_connections must be at least 1")
 	}
+	// Per source and per endpoint: 0 (the default) is no cap.
+	for _, c := range []struct {
+		key string
+		n   int
+	}{{"max_connections_per_source", l.MaxConnectionsPerSource}, {"max_connections_per_endpoint", l.MaxConnectionsPerEndpoint}} {
+		if c.n < 0 {
+			v.Addf(v.at("limits", c.key), "limits.%s must not be negative (0 is no cap)", c.key)
+		}
+	}
+	// Explanations a second: 0 written out explains none (as refusals: alert).
+	switch n := yamlutil.Value(v.at("limits"), "max_explained_per_second"); {
+	case absent(n):
+		l.MaxExplainedPerSecond = ingress.DefaultMaxExplainedPerSecond
+	case l.MaxExplainedPerSecond < 0:
+		v.Addf(n, "limits.max_explained_per_second must not be negative (0 explains no refusal)")
+	case l.MaxExplainedPerSecond == 0:
+		l.MaxExplainedPerSecond = ingress.ExplainNever
+	}
 	return l
 }
 
@@ -407,6 +432,20 @@ func (v *validator) dns(d dnsstub.Config) dnsstub.Config {
 		v.Addf(n, "dns.max_tcp_connections must be at least 1")
 	}
 	return d
+}
+
+// expandEnv replaces ${VAR} in a value with the environment's VAR: the
+// admin address is the pod's own IP in Kubernetes (${POD_IP}:9090, from the
+// downward API), which no config file can know. A variable that is not set
+// is an error rather than an empty host, which would bind every address.
+func (v *validator) expandEnv(value string, keys ...string) string {
+	return os.Expand(value, func(name string) string {
+		val, ok := os.LookupEnv(name)
+		if !ok || val == "" {
+			v.Addf(v.at(keys...), "%s names ${%s}, which is not set in the environment", strings.Join(keys, "."), name)
+		}
+		return val
+	})
 }
 
 // duration applies a default to an absent duration and refuses negative ones.

@@ -30,7 +30,7 @@ func Diff(cur, next *Config) []string {
 
 // Equal reports whether two routes sections are the same.
 func (r RoutesConfig) Equal(o RoutesConfig) bool {
-	if r.File != o.File || (r.Etcd == nil) != (o.Etcd == nil) {
+	if r.File != o.File || r.RevokeAfter != o.RevokeAfter || (r.Etcd == nil) != (o.Etcd == nil) {
 		return false
 	}
 	return r.Etcd == nil || r.Etcd.Equal(*o.Etcd)

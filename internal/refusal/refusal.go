@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -96,8 +97,14 @@ func (a Answer) jsonBody() []byte {
 	return append(b, '\n')
 }
 
-// MaxRead bounds what a refused client may make the ingress read.
+// MaxRead bounds what a refused client may make the ingress read, in
+// every protocol: past it the connection is closed.
 const MaxRead = 64 << 10
+
+// MaxAnswers bounds the requests (HTTP/1), streams (h2, gRPC) or messages
+// after the negotiation (Bolt) answered on one connection before it is
+// closed: an h2 client would otherwise open streams without end.
+const MaxAnswers = 8
 
 // h2Idle closes an HTTP/2 connection once its answer is out.
 const h2Idle = time.Second
@@ -112,7 +119,7 @@ func Serve(tc *tls.Conn, bolt bool, a Answer, base *http.Server) {
 	switch {
 	case tc.ConnectionState().NegotiatedProtocol == "h2":
 		srv := &http2.Server{IdleTimeout: h2Idle, MaxConcurrentStreams: 4}
-		srv.ServeConn(tc, &http2.ServeConnOpts{Handler: Handler(a), BaseConfig: base})
+		srv.ServeConn(&limitedConn{Conn: tc, left: MaxRead}, &http2.ServeConnOpts{Handler: counted(Handler(a)), BaseConfig: base})
 		return
 	case bolt:
 		serveBolt(r, tc, a)
@@ -139,6 +146,42 @@ func Handler(a Answer) http.Handler {
 		w.WriteHeader(a.HTTPStatus)
 		w.Write(body)
 	})
+}
+
+// counted answers MaxAnswers streams of one HTTP/2 connection: the last
+// of them with "Connection: close", which makes the HTTP/2 server send
+// GOAWAY and close the connection once its streams are done; streams
+// already started beyond it (up to MaxConcurrentStreams) are reset.
+func counted(h http.Handler) http.Handler {
+	var n atomic.Int32
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch n := n.Add(1); {
+		case n > MaxAnswers:
+			panic(http.ErrAbortHandler) // RST_STREAM, not logged
+		case n == MaxAnswers:
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// limitedConn is the HTTP/2 server's connection: after left bytes its
+// reads end, and the server closes the connection.
+type limitedConn struct {
+	*tls.Conn // also the ConnectionState the HTTP/2 server asks for
+	left      int64
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // serveHTTP1 reads one request and answers it, closing the connection.
@@ -174,14 +217,19 @@ func boltVersions(v bolt.Version) bool {
 // JavaScript driver turns it into a ProtocolError and retries discovery
 // for half a minute, never showing the code. After the failure, requests
 // are IGNORED until RESET, as a server does, until the driver says GOODBYE
-// or goes. Nothing is authenticated, since nothing can be reached.
+// or goes, or MaxAnswers messages were answered. Nothing is
+// authenticated, since nothing can be reached.
 func serveBolt(r *bufio.Reader, w io.Writer, a Answer) {
 	if _, err := bolt.Negotiate(r, w, boltVersions); err != nil {
 		return
 	}
 	var out []byte
 	failed := false
-	for {
+	for answered := 0; ; answered++ {
+		if answered == MaxAnswers {
+			w.Write(out)
+			return
+		}
 		msg, err := bolt.ReadMessage(r)
 		if err != nil || msg.Tag == bolt.MsgGoodbye {
 			w.Write(out)

@@ -135,3 +135,15 @@ func (b *Binary) Remove() {
 		os.RemoveAll(b.dir)
 	}
 }
+
+// AddrInUse returns the line of a server's log that says its port was
+// taken ("address already in use"), or "": a helper that picked the port
+// starts the server again on another one.
+func AddrInUse(log string) string {
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, "address already in use") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}

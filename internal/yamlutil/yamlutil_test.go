@@ -3,6 +3,7 @@ package yamlutil
 import (
 	"errors"
 	"fmt"
+	"github.com/neo4j/private-ingress/internal/testenv/yamlbomb"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,20 +19,6 @@ type item struct {
 type doc struct {
 	Items []item   `yaml:"items"`
 	Notes []string `yaml:"notes"`
-}
-
-// laughs is the billion-laughs chain as one flow sequence: &l0 holds width
-// copies of leaf, each &lN width aliases of &l(N-1).
-func laughs(width, depth int, leaf string) string {
-	var b strings.Builder
-	b.WriteString("[&l0 [")
-	b.WriteString(strings.TrimSuffix(strings.Repeat(leaf+", ", width), ", "))
-	b.WriteString("]")
-	for d := 1; d <= depth; d++ {
-		fmt.Fprintf(&b, ", &l%d [%s]", d, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*l%d, ", d-1), width), ", "))
-	}
-	b.WriteString("]")
-	return b.String()
 }
 
 // schemaBomb fans out through the type itself, which is what the key
@@ -57,8 +44,8 @@ func TestDecodeRefusesAliasBombs(t *testing.T) {
 		name, doc string
 		line      int
 	}{
-		{"laughs in a list of strings", "notes: " + laughs(100, 20, "x") + "\n", 1},
-		{"laughs as items", "items: " + laughs(60, 30, "{name: a}") + "\n", 1},
+		{"laughs in a list of strings", "notes: " + yamlbomb.Laughs(100, 20, "x") + "\n", 1},
+		{"laughs as items", "items: " + yamlbomb.Laughs(60, 30, "{name: a}") + "\n", 1},
 		{"laughs in block style", "notes:\n- x\nitems:\n- name: a\n  sub:\n    a0: &a0 [" + strings.Repeat("x, ", 99) + "x]\n" + blockChain(40, 80), 8},
 		{"through the schema", schemaBomb(500), 2},
 		{"a cycle", "items: &c [*c]\n", 1},
@@ -144,7 +131,7 @@ func TestExpansionBoundIgnoresPlainDocuments(t *testing.T) {
 
 // BenchmarkDecodeAliasBomb is the cost of refusing a 12 KB bomb.
 func BenchmarkDecodeAliasBomb(b *testing.B) {
-	data := []byte("notes: " + laughs(100, 20, "x") + "\n")
+	data := []byte("notes: " + yamlbomb.Laughs(100, 20, "x") + "\n")
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		var v doc

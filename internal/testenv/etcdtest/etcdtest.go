@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,7 +186,7 @@ func (e *Etcd) launch() error {
 		e.cmd, e.exited = nil, nil
 		out := make([]byte, 4096)
 		n, _ := e.log.ReadAt(out, mark)
-		if line := inUse(string(out[:n])); line != "" {
+		if line := testenv.AddrInUse(string(out[:n])); line != "" {
 			return fmt.Errorf("%w: %s", errPortTaken, line)
 		}
 		return fmt.Errorf("etcd exited: %v\n%s", cmd.ProcessState, out[:n])
@@ -272,14 +271,4 @@ func (e *Etcd) Client() *clientv3.Client {
 		e.t.Fatal(fmt.Errorf("etcd client: %w", err))
 	}
 	return c
-}
-
-// inUse returns the line of log that says a port was in use, if one does.
-func inUse(log string) string {
-	for line := range strings.Lines(log) {
-		if strings.Contains(line, "address already in use") {
-			return strings.TrimSpace(line)
-		}
-	}
-	return ""
 }

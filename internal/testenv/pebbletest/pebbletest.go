@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -156,7 +155,7 @@ func (p *Pebble) launch(t testing.TB, bin, dir string, try int, files tlsconfig.
 	select {
 	case <-exited:
 		out, _ := os.ReadFile(logs.Name())
-		if line := inUse(string(out)); line != "" {
+		if line := testenv.AddrInUse(string(out)); line != "" {
 			return fmt.Errorf("%w: %s", errPortTaken, line)
 		}
 		return fmt.Errorf("pebble exited: %v\n%s", cmd.ProcessState, out)
@@ -209,14 +208,4 @@ func (p *Pebble) rootPEM(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// inUse returns the line of log that says a port was in use, if one does.
-func inUse(log string) string {
-	for line := range strings.Lines(log) {
-		if strings.Contains(line, "address already in use") {
-			return strings.TrimSpace(line)
-		}
-	}
-	return ""
 }
