@@ -27,6 +27,21 @@ import (
 	"github.com/neo4j/private-ingress/routing"
 )
 
+// dialExplained connects to a refused name (an unknown dbid) with
+// refusals explained, as dial's arguments say; the connection closes when
+// the test ends.
+func dialExplained(t *testing.T, service, name string, opts ...func(*tls.Config)) *tls.Conn {
+	t.Helper()
+	b := startBackend(t, "b")
+	e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()))
+	c, err := e.dial(service, name, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // notTimeout fails t if err is a timeout: the ingress was to close the
 // connection well before the test's failure bound.
 func notTimeout(t *testing.T, what string, err error) {
@@ -41,13 +56,7 @@ func notTimeout(t *testing.T, what string, err error) {
 // stream on an explained connection gets MaxAnswers answers, then GOAWAY,
 // and the connection is closed.
 func TestExplainedH2StreamsAreBounded(t *testing.T) {
-	b := startBackend(t, "b")
-	e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()))
-	c, err := e.dial("https", fqdn("nosuchdb"), func(c *tls.Config) { c.NextProtos = []string{"h2"} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialExplained(t, "https", fqdn("nosuchdb"), func(c *tls.Config) { c.NextProtos = []string{"h2"} })
 	c.Write([]byte(http2.ClientPreface))
 	fr := http2.NewFramer(c, c)
 	fr.WriteSettings()
@@ -126,13 +135,7 @@ func TestExplainedH2StreamsAreBounded(t *testing.T) {
 // connection (10 MB of PING frames) is cut once the ingress has read
 // MaxRead bytes: it never acknowledges more PINGs than fit in them.
 func TestExplainedH2ReadsAreBounded(t *testing.T) {
-	b := startBackend(t, "b")
-	e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()))
-	c, err := e.dial("https", fqdn("nosuchdb"), func(c *tls.Config) { c.NextProtos = []string{"h2"} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialExplained(t, "https", fqdn("nosuchdb"), func(c *tls.Config) { c.NextProtos = []string{"h2"} })
 	c.Write([]byte(http2.ClientPreface))
 	fr := http2.NewFramer(c, c)
 	fr.WriteSettings()
@@ -175,13 +178,7 @@ func TestExplainedH2ReadsAreBounded(t *testing.T) {
 // TestExplainedBoltAnswersAreBounded: a Bolt client that pipelines 20 RUNs
 // after HELLO gets MaxAnswers answers, then the connection ends.
 func TestExplainedBoltAnswersAreBounded(t *testing.T) {
-	b := startBackend(t, "b")
-	e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()))
-	c, err := e.dial("bolt", fqdn("nosuchdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialExplained(t, "bolt", fqdn("nosuchdb"))
 	msgs := []byte{0x60, 0x60, 0xB0, 0x17, 0, 0, 8, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 	msgs = bolt.AppendMessage(msgs, bolt.MsgHello, map[string]any{"user_agent": "test/1"})
 	for range 20 {
@@ -213,13 +210,7 @@ func TestExplainedBoltAnswersAreBounded(t *testing.T) {
 // TestExplainedHTTP1AnswersOnce: pipelined HTTP/1.1 requests get one
 // answer, and the connection is closed.
 func TestExplainedHTTP1AnswersOnce(t *testing.T) {
-	b := startBackend(t, "b")
-	e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()))
-	c, err := e.dial("https", fqdn("nosuchdb"), func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialExplained(t, "https", fqdn("nosuchdb"), func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
 	c.Write([]byte(strings.Repeat("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 20)))
 	r := bufio.NewReader(c)
 	resp, err := http.ReadResponse(r, nil)
