@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -33,7 +34,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1) // a bad config, say: before it looks at the sockets
 	case "hang":
 		os.WriteFile(os.Getenv(childStarted), []byte(strconv.Itoa(os.Getpid())), 0o644)
-		time.Sleep(time.Hour) // a new process that never serves (Start kills it)
+		// A new process that never serves: it waits for a signal that never
+		// comes, until Start kills it (select{} alone would be a deadlock).
+		never := make(chan os.Signal, 1)
+		signal.Notify(never, syscall.SIGUSR1)
+		<-never
 	}
 	os.Exit(2)
 }
