@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -33,7 +32,7 @@ import (
 func dialExplained(t *testing.T, service, name string, opts ...func(*tls.Config)) *tls.Conn {
 	t.Helper()
 	b := startBackend(t, "b")
-	e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()))
+	e := startEnv(t, explainRoutesFor(t, b.addr()))
 	c, err := e.dial(service, name, opts...)
 	if err != nil {
 		t.Fatal(err)

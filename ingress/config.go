@@ -94,6 +94,10 @@ type BackendTLSConfig struct {
 	Enabled    bool   `yaml:"enabled"`
 	CA         string `yaml:"ca"`          // PEM roots; empty means the system roots
 	ServerName string `yaml:"server_name"` // empty means the backend's host
+	// ClientCert and ClientKey are the certificate the ingress presents to
+	// backends that ask for one (mTLS); both or neither.
+	ClientCert string `yaml:"client_cert"`
+	ClientKey  string `yaml:"client_key"`
 }
 
 // Timeouts bound the phases of a connection.

@@ -201,14 +201,30 @@ func (c *conn) open() (tc *tls.Conn, backend net.Conn) {
 		}
 	}
 	ctx, cancel := context.WithCancel(s.hardStop)
-	backend, addr, err := s.dialBackend(ctx, c.instance, l.svc, header)
+	backend, addr, err := s.dialBackend(ctx, c.instance, l.svc, header, state.NegotiatedProtocol)
 	cancel()
 	c.log.backend = addr
 	if err != nil {
 		c.log.result, c.log.err = resultBackendUnavailable, err
+		c.explainUnavailable(tc)
 		return nil, nil
 	}
 	return tc, backend
+}
+
+// explainUnavailable tells a client whose instance did not answer that it
+// is unavailable, in its protocol (a Bolt driver retries on the code it
+// gets), within a fresh handshake-long deadline. It stays silent when
+// refusals are alerted, over max_explained_per_second, or in the drain's
+// end.
+func (c *conn) explainUnavailable(tc *tls.Conn) {
+	l := c.l
+	if !l.explains || l.srv.hardStop.Err() != nil || !l.explainBudget.take() {
+		return
+	}
+	c.refusal = resultBackendUnavailable
+	c.SetDeadline(time.Now().Add(l.srv.cfg.Timeouts.Handshake))
+	l.explain(tc, c)
 }
 
 // sentNothing reports a client that sent no byte beyond its PROXY header.
@@ -273,8 +289,11 @@ func (l *listener) decide(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		c.refusal, explainable = resultUnknownDBID, l.explains
 	case routing.Found:
 		c.instance = inst // named in the log line, allowed or not
-		if !inst.Allows(c.endpoint) {
+		switch {
+		case !inst.Allows(c.endpoint):
 			c.refusal, explainable = resultDenied, l.explains
+		case inst.Paused: // said only to those it would admit
+			c.refusal, explainable = resultPaused, l.explains
 		}
 	}
 	if c.refusal != resultNone {
@@ -302,7 +321,7 @@ const maxTries = 8
 
 // dialBackend connects to one of inst's backends for svc. A failed dial
 // marks the backend for a cooldown and tries the next.
-func (s *Server) dialBackend(ctx context.Context, inst *routing.Instance, svc routing.Service, header []byte) (net.Conn, string, error) {
+func (s *Server) dialBackend(ctx context.Context, inst *routing.Instance, svc routing.Service, header []byte, alpn string) (net.Conn, string, error) {
 	pool := inst.Pool(svc)
 	if pool.Len() == 0 {
 		return nil, "", errNoBackends
@@ -314,7 +333,7 @@ func (s *Server) dialBackend(ctx context.Context, inst *routing.Instance, svc ro
 		if i == maxTries {
 			break
 		}
-		conn, err := s.dialOne(ctx, b.Addr, header)
+		conn, err := s.dialOne(ctx, b.Addr, header, alpn)
 		if err == nil {
 			b.Succeed()
 			return conn, b.Addr, nil
@@ -329,41 +348,31 @@ func (s *Server) dialBackend(ctx context.Context, inst *routing.Instance, svc ro
 }
 
 // dialOne connects to one backend: TCP, then the PROXY header if there is
-// one, then TLS if the backend leg is TLS.
-func (s *Server) dialOne(ctx context.Context, addr string, header []byte) (net.Conn, error) {
+// one, then TLS offering alpn if the backend leg is TLS.
+func (s *Server) dialOne(ctx context.Context, addr string, header []byte, alpn string) (net.Conn, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Backend.DialTimeout)
 	defer cancel()
 	conn, err := s.dial(ctx, "tcp", addr)
 	if err == nil && header != nil {
 		if _, err = conn.Write(header); err != nil {
-			conn.Close()
 			err = fmt.Errorf("sending PROXY header: %w", err)
 		}
 	}
 	if err == nil && s.backendTLS != nil {
-		conn, err = s.backendHandshake(ctx, conn, addr)
+		var tc *tls.Conn
+		if tc, err = s.backendTLS.handshake(ctx, conn, addr, alpn); err == nil {
+			conn = tc
+		}
 	}
 	s.metrics.dialed(time.Since(start), err)
 	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	return conn, nil
-}
-
-func (s *Server) backendHandshake(ctx context.Context, conn net.Conn, addr string) (net.Conn, error) {
-	cfg := s.backendTLS
-	if cfg.ServerName == "" {
-		host, _, _ := net.SplitHostPort(addr)
-		cfg = cfg.Clone()
-		cfg.ServerName = host
-	}
-	tc := tls.Client(conn, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("tls handshake: %w", err)
-	}
-	return tc, nil
 }
 
 // finished counts a closed connection and writes its one log line.
@@ -432,4 +441,5 @@ var refusalReasons = [numResults]string{
 	resultUnknownHost: "server name is not <dbid>.production-orch-<orch>.<domain> for a served orch",
 	resultUnknownDBID: "no instance with this dbid in the routing table",
 	resultDenied:      "instance is not reachable from this endpoint (not public, or endpoint not in its list)",
+	resultPaused:      "instance is paused (paused: true in the routes): nothing dialled",
 }

@@ -115,7 +115,7 @@ func (p *pipe) finish(s *Server, dir int) {
 		p.backend.Close()
 		log := &p.raw.log
 		log.in, log.out = p.n[up], p.n[down]
-		log.err = errors.Join(classify(p.errs[up], "client to backend"), classify(p.errs[down], "backend to client"))
+		log.err = errors.Join(classify(p.errs[up], "client to backend"), classify(explainBackendAlert(p.errs[down]), "backend to client"))
 		p.raw.finish()
 	}
 }

@@ -33,6 +33,10 @@ func (l *listener) explain(tc *tls.Conn, c *conn) {
 		reason = refusal.Endpoint
 	case c.refusal == resultUnknownDBID:
 		reason = refusal.UnknownDBID
+	case c.refusal == resultPaused:
+		reason = refusal.Paused
+	case c.refusal == resultBackendUnavailable:
+		reason = refusal.Unavailable
 	}
 	answer := refusal.For(reason, dbid, routing.ZoneName(orch, c.domain), c.endpoint)
 	refusal.Serve(tc, l.svc == routing.Bolt, answer, l.explainHTTP)

@@ -19,16 +19,24 @@ import (
 
 	"github.com/neo4j/private-ingress/internal/bolt"
 	"github.com/neo4j/private-ingress/internal/testenv"
+	"github.com/neo4j/private-ingress/internal/testenv/loopback"
 )
 
-// explainRoutes has a public instance, a private one and, through the
-// certificate option, a name in an orch the ingress holds a certificate
-// for but does not serve.
+// explainRoutes has a public instance, a private one, a paused one, one
+// whose backends refuse connections and, through the certificate option,
+// a name in an orch the ingress holds a certificate for but does not serve.
 const explainRoutes = `
 instances:
   - {dbid: abcd1234, orch: "0000", public: true, backends: {https: [%[1]q], http: [%[1]q], bolt: [%[1]q], arrow: [%[1]q]}}
   - {dbid: private1, orch: "0000", public: false, endpoints: [vpce-0a1b2c3d4e5f6a7b8], backends: {https: [%[1]q], http: [%[1]q], bolt: [%[1]q], arrow: [%[1]q]}}
+  - {dbid: paused01, orch: "0000", public: true, paused: true, backends: {https: [%[1]q], http: [%[1]q], bolt: [%[1]q], arrow: [%[1]q]}}
+  - {dbid: down0001, orch: "0000", public: true, backends: {https: [%[2]q], http: [%[2]q], bolt: [%[2]q], arrow: [%[2]q]}}
 `
+
+// explainRoutesFor is explainRoutes with backend as the instances' backend.
+func explainRoutesFor(t *testing.T, backend string) string {
+	return fmt.Sprintf(explainRoutes, backend, loopback.Refused(t))
+}
 
 // withOtherOrchCert adds orch 9999 to the dev leaf, which the ingress does
 // not serve: the one case where a wrong orch can be explained.
@@ -43,19 +51,24 @@ var refusals = []struct {
 	grpcStatus        string
 	boltCode          string
 	says              string
+	dialled           bool // known only once a dial failed: after the handshake, so never alerted
 }{
 	{"unknown dbid", fqdn("nosuchdb"), "unknown_dbid", 404, "5", "Neo.ClientError.Database.DatabaseNotFound",
-		"database nosuchdb not found in production-orch-0000.neo4j.io"},
+		"database nosuchdb not found in production-orch-0000.neo4j.io", false},
 	{"private instance without endpoint", fqdn("private1"), "denied", 403, "7", "Neo.ClientError.Security.Forbidden",
-		"public traffic is disabled for this instance; connect through its private endpoint"},
+		"public traffic is disabled for this instance; connect through its private endpoint", false},
 	{"orch not served", "abcd1234.production-orch-9999.neo4j.io", "unknown_host", 421, "5", "Neo.ClientError.Database.DatabaseNotFound",
-		"production-orch-9999.neo4j.io is not served through this endpoint"},
+		"production-orch-9999.neo4j.io is not served through this endpoint", false},
+	{"paused instance", fqdn("paused01"), "paused", 503, "9", "Neo.ClientError.Request.Invalid",
+		"database paused01 is paused; resume it", false},
+	{"instance not answering", fqdn("down0001"), "backend_unavailable", 503, "14", "Neo.TransientError.General.DatabaseUnavailable",
+		"database down0001 is unavailable: it is not answering", true},
 }
 
 func TestExplainedRefusalsOverHTTPWithCurl(t *testing.T) {
 	curl := testenv.Command(t, "curl")
 	b := startBackend(t, "b")
-	e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()), withOtherOrchCert)
+	e := startEnv(t, explainRoutesFor(t, b.addr()), withOtherOrchCert)
 	for _, service := range []string{"https", "http"} {
 		for _, flag := range []string{"--http2", "--http1.1"} {
 			for _, tc := range refusals {
@@ -110,7 +123,7 @@ func boltHello() []byte {
 
 func TestExplainedRefusalsOverBolt(t *testing.T) {
 	b := startBackend(t, "b")
-	e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()), withOtherOrchCert)
+	e := startEnv(t, explainRoutesFor(t, b.addr()), withOtherOrchCert)
 	for _, tc := range refusals {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := e.dial("bolt", tc.sni)
@@ -148,7 +161,7 @@ func TestExplainedRefusalsOverBolt(t *testing.T) {
 
 func TestExplainedRefusalsOverGRPC(t *testing.T) {
 	b := startBackend(t, "b")
-	e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()), withOtherOrchCert)
+	e := startEnv(t, explainRoutesFor(t, b.addr()), withOtherOrchCert)
 	for _, tc := range refusals {
 		t.Run(tc.name, func(t *testing.T) {
 			transport := &http2.Transport{DialTLSContext: func(ctx context.Context, network, _ string, _ *tls.Config) (net.Conn, error) {
@@ -177,7 +190,7 @@ func TestExplainedRefusalsOverGRPC(t *testing.T) {
 // no certificate covers still end in the alert, in explain mode too.
 func TestWhatIsNeverExplained(t *testing.T) {
 	b := startBackend(t, "b")
-	e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()))
+	e := startEnv(t, explainRoutesFor(t, b.addr()))
 	for _, tc := range []struct{ name, sni, result string }{
 		{"other domain", "abcd1234.production-orch-0000.example.com", "unknown_host"},
 		{"extra label", "x.abcd1234.production-orch-0000.neo4j.io", "unknown_host"},
@@ -201,8 +214,11 @@ func TestWhatIsNeverExplained(t *testing.T) {
 
 func TestAlertModeDoesNotExplain(t *testing.T) {
 	b := startBackend(t, "b")
-	e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()), withOtherOrchCert, withAlerts)
+	e := startEnv(t, explainRoutesFor(t, b.addr()), withOtherOrchCert, withAlerts)
 	for _, tc := range refusals {
+		if tc.dialled {
+			continue // the handshake was over: closed, as TestUnavailableInAlertMode checks
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := e.dial("https", tc.sni)
 			if err == nil {
@@ -221,7 +237,7 @@ func TestAlertModeDoesNotExplain(t *testing.T) {
 // handshake timeout, like any other client that stalls.
 func TestExplainedRefusalIsBoundedByTheHandshakeTimeout(t *testing.T) {
 	b := startBackend(t, "b")
-	e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()), func(s *envSetup) {
+	e := startEnv(t, explainRoutesFor(t, b.addr()), func(s *envSetup) {
 		s.Timeouts.Handshake = 300 * time.Millisecond
 	})
 	for _, service := range []string{"bolt", "https", "arrow"} {
@@ -243,4 +259,21 @@ func TestExplainedRefusalIsBoundedByTheHandshakeTimeout(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUnavailableInAlertMode: with refusals alerted, an instance that does
+// not answer is found out after the handshake, when no alert can be sent:
+// the connection is closed, with nothing said, and counted.
+func TestUnavailableInAlertMode(t *testing.T) {
+	b := startBackend(t, "b")
+	e := startEnv(t, explainRoutesFor(t, b.addr()), withAlerts)
+	c, err := e.dial("https", fqdn("down0001"))
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	defer c.Close()
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("read %d bytes, %v; want the connection closed", n, err)
+	}
+	e.waitCount("https", "backend_unavailable", 1)
 }

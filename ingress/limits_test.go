@@ -219,7 +219,7 @@ func TestMaxConnectionsPerEndpoint(t *testing.T) {
 // clock the test moves: the burst, then the alert, per listener.
 func TestMaxExplainedPerSecond(t *testing.T) {
 	b := startBackend(t, "b")
-	e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()), withLimits(func(l *ingress.Limits) { l.MaxExplainedPerSecond = 2 }))
+	e := startEnv(t, explainRoutesFor(t, b.addr()), withLimits(func(l *ingress.Limits) { l.MaxExplainedPerSecond = 2 }))
 	var now atomic.Int64
 	now.Store(time.Unix(1_700_000_000, 0).UnixNano())
 	ingress.SetExplainClock(e.srv, func() time.Time { return time.Unix(0, now.Load()) })
@@ -257,7 +257,7 @@ func TestMaxExplainedPerSecond(t *testing.T) {
 	}
 
 	t.Run("never", func(t *testing.T) {
-		e := startEnv(t, fmt.Sprintf(explainRoutes, b.addr()), withLimits(func(l *ingress.Limits) { l.MaxExplainedPerSecond = ingress.ExplainNever }))
+		e := startEnv(t, explainRoutesFor(t, b.addr()), withLimits(func(l *ingress.Limits) { l.MaxExplainedPerSecond = ingress.ExplainNever }))
 		c, err := e.dial("https", fqdn("nosuchdb"))
 		if err == nil {
 			c.Close()

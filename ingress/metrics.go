@@ -24,13 +24,14 @@ const (
 	resultLimit
 	resultProbe   // a bare connect or a load balancer's health check: sent nothing, closed
 	resultRevoked // closed after a reload revoked its access (routes.revoke_after)
+	resultPaused  // the instance is paused (paused: true in routes): nothing dialled
 	numResults
 )
 
 var resultNames = [numResults]string{
 	"", "ok", "no_sni", "unknown_host", "unknown_dbid", "denied",
 	"handshake_error", "backend_unavailable", "proxy_protocol_error", "limit",
-	"probe", "revoked",
+	"probe", "revoked", "paused",
 }
 
 func (r result) String() string { return resultNames[r] }

@@ -54,7 +54,7 @@ type Server struct {
 	dial    DialFunc
 	listen  ListenFunc
 
-	backendTLS *tls.Config // nil when the backend leg is plain TCP
+	backendTLS *backendTLS // nil when the backend leg is plain TCP
 	inboundPP  proxyPolicy // inbound PROXY protocol
 	explains   bool        // refusals are answered in the service's protocol
 	limits     *connLimits // max_connections_per_source and _per_endpoint
@@ -111,9 +111,14 @@ func New(cfg Config, opts Options) (*Server, error) {
 	}
 	if opts.BackendTLS == nil && cfg.Backend.TLS.Enabled {
 		b := cfg.Backend.TLS
-		if opts.BackendTLS, err = tlsconfig.ClientConfig(tlsconfig.ClientFiles{CA: b.CA, ServerName: b.ServerName}); err != nil {
+		files := tlsconfig.ClientFiles{CA: b.CA, Cert: b.ClientCert, Key: b.ClientKey, ServerName: b.ServerName}
+		if opts.BackendTLS, err = tlsconfig.ClientConfig(files); err != nil {
 			return nil, fmt.Errorf("backend.tls: %w", err)
 		}
+	}
+	var backendTLS *backendTLS
+	if opts.BackendTLS != nil {
+		backendTLS = newBackendTLS(opts.BackendTLS, cfg.Listeners)
 	}
 	s := &Server{
 		cfg:        cfg,
@@ -122,7 +127,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		metrics:    opts.Metrics,
 		dial:       opts.Dial,
 		listen:     opts.Listen,
-		backendTLS: opts.BackendTLS,
+		backendTLS: backendTLS,
 		explains:   explains,
 		limits:     newConnLimits(cfg.Limits),
 	}

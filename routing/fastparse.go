@@ -239,6 +239,12 @@ type fastEntry struct {
 // yaml.v3, which refuses it.
 type fieldSet uint8
 
+// plainBool reports a boolean in one of the two spellings every YAML reads
+// the same way.
+func plainBool(v fastValue) bool {
+	return v.kind == kindScalar && v.plain && (string(v.raw) == "true" || string(v.raw) == "false")
+}
+
 // set stores one key of an instance, if the key and the value's shape are
 // what the schema says.
 func (p *fastParser) set(in *spec, seen *fieldSet, key []byte, v fastValue) bool {
@@ -258,11 +264,15 @@ func (p *fastParser) set(in *spec, seen *fieldSet, key []byte, v fastValue) bool
 		}
 		in.Orch = p.orch
 	case "public":
-		// Only the two spellings every YAML reads the same way.
-		if bit = 4; v.kind != kindScalar || !v.plain || string(v.raw) != "true" && string(v.raw) != "false" {
+		if bit = 4; !plainBool(v) {
 			return false
 		}
 		in.Public = string(v.raw) == "true"
+	case "paused":
+		if bit = 32; !plainBool(v) {
+			return false
+		}
+		in.Paused = string(v.raw) == "true"
 	case "endpoints":
 		if bit = 8; v.kind != kindList {
 			return false

@@ -24,6 +24,9 @@ var fastShapes = []struct {
 	{"empty list", "instances: []\n", true},
 	{"unquoted address in flow", "instances:\n  - {dbid: a, orch: \"0000\", backends: {bolt: [10.0.1.5:7687, \"[::1]:7687\"]}}\n", true},
 	{"no trailing newline", "instances:\n  - dbid: a\n    orch: \"0000\"", true},
+	{"paused", "instances:\n  - {dbid: a, orch: \"0000\", paused: true, backends: {bolt: [h:1]}}\n  - dbid: b\n    orch: \"0000\"\n    paused: false\n", true},
+	{"paused twice", "instances:\n  - {dbid: a, orch: \"0000\", paused: true, paused: false}\n", false},
+	{"paused yes", "instances:\n  - {dbid: a, orch: \"0000\", paused: yes}\n", false},
 
 	{"anchor", "instances:\n  - &i {dbid: a, orch: \"0000\"}\n  - *i\n", false},
 	{"tab", "instances:\n  - dbid: a\n    orch:\t\"0000\"\n", false},

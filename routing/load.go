@@ -25,6 +25,7 @@ type instanceYAML struct {
 	DBID      string              `yaml:"dbid" json:"dbid"`
 	Orch      string              `yaml:"orch" json:"orch"`
 	Public    bool                `yaml:"public" json:"public"`
+	Paused    bool                `yaml:"paused" json:"paused,omitempty"`
 	Endpoints []string            `yaml:"endpoints" json:"endpoints,omitempty"`
 	Backends  map[string][]string `yaml:"backends" json:"backends"`
 }
@@ -159,6 +160,7 @@ func yieldEvery(i int) {
 type spec struct {
 	DBID, Orch string
 	Public     bool
+	Paused     bool
 	Endpoints  []string
 	Backends   [NumServices][]string
 	listed     [NumServices]bool // the service has a backends key, maybe with an empty list
@@ -166,7 +168,7 @@ type spec struct {
 }
 
 func specOf(in instanceYAML) spec {
-	sp := spec{DBID: in.DBID, Orch: in.Orch, Public: in.Public, Endpoints: in.Endpoints}
+	sp := spec{DBID: in.DBID, Orch: in.Orch, Public: in.Public, Paused: in.Paused, Endpoints: in.Endpoints}
 	for name, addrs := range in.Backends {
 		if svc, ok := ParseService(name); ok {
 			sp.Backends[svc], sp.listed[svc] = addrs, true
@@ -204,6 +206,7 @@ func (t *Table) build(list *yamlutil.List, node *yaml.Node, in *spec, prev *Tabl
 		DBID:      strings.ToLower(in.DBID),
 		Orch:      strings.ToLower(in.Orch),
 		Public:    in.Public,
+		Paused:    in.Paused,
 		Endpoints: in.Endpoints,
 	}
 	at := func(key string) *yaml.Node { return yamlutil.Path(node, key) }

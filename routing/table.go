@@ -11,6 +11,7 @@ type Instance struct {
 	DBID      string // lower case
 	Orch      string // lower case
 	Public    bool   // reachable without a private endpoint
+	Paused    bool   // stopped by its owner: routed nowhere, and said so
 	Endpoints []string
 	pools     [NumServices]Pool
 }

@@ -46,7 +46,11 @@ func ClientConfig(f ClientFiles) (*tls.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("client certificate: %w", err)
 		}
-		tc.Certificates = []tls.Certificate{cert}
+		// Presented whenever the server asks, even when its list of
+		// acceptable CAs does not name the issuer (where crypto/tls would
+		// send none): the server's verdict on the certificate, with its
+		// alert, says more in the log than a missing certificate does.
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
 	}
 	return tc, nil
 }

@@ -66,6 +66,8 @@ func TestDemoPrintedCommandsWork(t *testing.T) {
 		{"openssl s_client", "Verification: OK"},
 		{"nosuchdb", `"error":"database nosuchdb not found in production-orch-0000.neo4j.io"`},
 		{demo.FQDN(demo.PrivateDBID), `"error":"public traffic is disabled for this instance"`},
+		{demo.FQDN(demo.PausedDBID), `"error":"database 5ca1ab1e is paused"`},
+		{demo.FQDN(demo.DownDBID), `"error":"database deadbeef is unavailable: it is not answering"`},
 		{"/metrics", "ingress_connections_total"},
 		{"/readyz", "ready"},
 	}

@@ -33,10 +33,13 @@ var refused = []struct {
 	boltCode string
 	grpcCode codes.Code
 	says     string
+	retried  bool // by the drivers: only an instance that may come back soon
 }{
-	{"nosuchdb", "Neo.ClientError.Database.DatabaseNotFound", codes.NotFound, "database nosuchdb not found"},
+	{"nosuchdb", "Neo.ClientError.Database.DatabaseNotFound", codes.NotFound, "database nosuchdb not found", false},
 	{demo.PrivateDBID, "Neo.ClientError.Security.Forbidden", codes.PermissionDenied,
-		"public traffic is disabled for this instance; connect through its private endpoint"},
+		"public traffic is disabled for this instance; connect through its private endpoint", false},
+	{demo.PausedDBID, "Neo.ClientError.Request.Invalid", codes.FailedPrecondition, "database 5ca1ab1e is paused", false},
+	{demo.DownDBID, "Neo.TransientError.General.DatabaseUnavailable", codes.Unavailable, "database deadbeef is unavailable", true},
 }
 
 func demoRoots(t *testing.T, addrs map[string]string) *x509.CertPool {
@@ -71,6 +74,9 @@ func TestGoDriverIsToldWhy(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.boltCode) || !strings.Contains(err.Error(), tc.says) {
 				t.Fatalf("VerifyConnectivity: %v\nwant an error with %s saying %q", err, tc.boltCode, tc.says)
 			}
+			if neo4j.IsRetryable(err) != tc.retried {
+				t.Errorf("neo4j.IsRetryable(%v) = %v, want %v", err, !tc.retried, tc.retried)
+			}
 			t.Logf("Go driver: %v", err)
 		})
 	}
@@ -99,13 +105,19 @@ func TestJSDriverIsToldWhy(t *testing.T) {
 		t.Fatalf("driver.js printed %q", out)
 	}
 	for i, line := range lines {
-		var r struct{ DBID, Code, Message string }
+		var r struct {
+			DBID, Code, Message, CauseCode, CauseMessage string
+			Retryable                                    bool
+		}
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("%q: %v", line, err)
 		}
 		tc := refused[i]
-		if r.DBID != tc.dbid || r.Code != tc.boltCode || !strings.Contains(r.Message, tc.says) {
-			t.Errorf("JS driver for %s: %+v, want %s saying %q", tc.dbid, r, tc.boltCode, tc.says)
+		if r.Code == "ServiceUnavailable" && tc.retried { // discovery failed on the FAILURE, its cause
+			r.Code, r.Message = r.CauseCode, r.CauseMessage
+		}
+		if r.DBID != tc.dbid || r.Code != tc.boltCode || !strings.Contains(r.Message, tc.says) || r.Retryable != tc.retried {
+			t.Errorf("JS driver for %s: %s\nwant %s saying %q, retryable %v", tc.dbid, line, tc.boltCode, tc.says, tc.retried)
 		}
 		t.Logf("JS driver: %s: %s", r.Code, r.Message)
 	}

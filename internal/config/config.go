@@ -342,12 +342,16 @@ func (v *validator) routes(r RoutesConfig) RoutesConfig {
 
 func (v *validator) backend(b ingress.BackendConfig) ingress.BackendConfig {
 	v.duration(&b.DialTimeout, ingress.DefaultDialTimeout, false, "backend", "dial_timeout")
-	if b.TLS.CA != "" {
-		b.TLS.CA = v.path(b.TLS.CA)
-		if !b.TLS.Enabled {
-			v.Addf(v.at("backend", "tls", "ca"), "backend.tls.ca is set but backend.tls.enabled is false")
+	t := &b.TLS
+	for _, set := range [][2]string{{"ca", t.CA}, {"server_name", t.ServerName}, {"client_cert", t.ClientCert}, {"client_key", t.ClientKey}} {
+		if set[1] != "" && !t.Enabled {
+			v.Addf(v.at("backend", "tls", set[0]), "backend.tls.%s is set but backend.tls.enabled is false", set[0])
 		}
 	}
+	if (t.ClientCert == "") != (t.ClientKey == "") {
+		v.Addf(v.at("backend", "tls"), "backend.tls needs both client_cert and client_key, or neither")
+	}
+	t.CA, t.ClientCert, t.ClientKey = v.path(t.CA), v.path(t.ClientCert), v.path(t.ClientKey)
 	return b
 }
 

@@ -305,6 +305,8 @@ var errorCases = []string{
 	"acme_bad_directory",
 	"session_tickets_rotate_zero",
 	"backend_tls_ca_without_enabled",
+	"backend_tls_client_cert_without_key",
+	"backend_tls_client_cert_without_enabled",
 	"max_connections_zero",
 	"bad_admin_address",
 	"answer_ipv4_not_ipv4",

@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // DBIDs returns the demo's databases, in orch 0000.
@@ -27,6 +29,14 @@ const PrivateDBID = "c0ffee01"
 
 // privateEndpoint is the one endpoint PrivateDBID allows.
 const privateEndpoint = "vpce-0demo000000000001"
+
+// PausedDBID is a database the demo lists as paused: nothing is dialled,
+// and clients are told it is paused.
+const PausedDBID = "5ca1ab1e"
+
+// DownDBID is a database whose backends refuse every connection: clients
+// are told it is unavailable, in a way drivers retry.
+const DownDBID = "deadbeef"
 
 // Instance is one fake database instance and its backend addresses.
 type Instance struct {
@@ -44,11 +54,19 @@ type Instances struct {
 	arrows []arrowServer
 	bolts  []*BoltServer
 	wg     sync.WaitGroup
+
+	down    string // an address that refuses connections: DownDBID's backend
+	closers []func() error
 }
 
 // Start runs a fake instance on 127.0.0.1 (ephemeral ports) for each dbid.
 func Start(dbids []string) (*Instances, error) {
 	in := &Instances{}
+	down, closeDown, err := refusingAddr()
+	if err != nil {
+		return nil, fmt.Errorf("a refusing address for %s: %w", DownDBID, err)
+	}
+	in.down, in.closers = down, append(in.closers, closeDown)
 	for _, id := range dbids {
 		if err := in.start(id); err != nil {
 			in.Close()
@@ -95,7 +113,36 @@ func (in *Instances) Close() {
 	for _, l := range in.lns {
 		l.Close()
 	}
+	for _, c := range in.closers {
+		c()
+	}
 	in.wg.Wait()
+}
+
+// refusingAddr returns an address on 127.0.0.1 that refuses connections
+// until closed: a port bound but never listened on, which no other socket
+// can take meanwhile, as one picked by listening and closing could be.
+func refusingAddr() (string, func() error, error) {
+	syscall.ForkLock.RLock() // no exec inherits it before it is close-on-exec
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return "", nil, fmt.Errorf("socket: %w", err)
+	}
+	closeFD := func() error { return syscall.Close(fd) }
+	var sa syscall.Sockaddr
+	if err = syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err == nil {
+		sa, err = syscall.Getsockname(fd)
+	}
+	if err != nil {
+		closeFD()
+		return "", nil, fmt.Errorf("bind: %w", err)
+	}
+	port := sa.(*syscall.SockaddrInet4).Port
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), closeFD, nil
 }
 
 // discovery answers like a Neo4j HTTP discovery endpoint, naming the instance.
@@ -156,6 +203,14 @@ func WriteConfig(dir string, p Ports, in *Instances, cert, key string) (string, 
 		i := in.List[0]
 		fmt.Fprintf(&routes, "  - dbid: %s\n    orch: %q\n    public: false\n    endpoints: [%q]\n    backends:\n", PrivateDBID, Orch, privateEndpoint)
 		fmt.Fprintf(&routes, "      https: [%q]\n      http: [%q]\n      bolt: [%q]\n      arrow: [%q]\n", i.HTTP, i.HTTP, i.Bolt, i.Arrow)
+		// Never dialled either: it is paused.
+		fmt.Fprintf(&routes, "  - dbid: %s\n    orch: %q\n    public: true\n    paused: true\n    backends:\n", PausedDBID, Orch)
+		fmt.Fprintf(&routes, "      https: [%q]\n      http: [%q]\n      bolt: [%q]\n      arrow: [%q]\n", i.HTTP, i.HTTP, i.Bolt, i.Arrow)
+	}
+	if in.down != "" {
+		d := in.down
+		fmt.Fprintf(&routes, "  - dbid: %s\n    orch: %q\n    public: true\n    backends:\n", DownDBID, Orch)
+		fmt.Fprintf(&routes, "      https: [%q]\n      http: [%q]\n      bolt: [%q]\n      arrow: [%q]\n", d, d, d, d)
 	}
 	cfg := fmt.Sprintf(`# Written by `+"`ingress demo`"+`.
 domain: neo4j.io

@@ -39,6 +39,11 @@ Databases: %[2]s and %[3]s (fake instances on loopback).
   curl --cacert %[4]s --resolve nosuchdb.production-orch-0000.neo4j.io:%[5]s:127.0.0.1 https://nosuchdb.production-orch-0000.neo4j.io:%[5]s/
   curl --cacert %[4]s --resolve %[12]s:%[5]s:127.0.0.1 https://%[12]s:%[5]s/
 
+  # A paused database, and one whose instance does not answer (both 503; Bolt
+  # drivers retry the second, not the first):
+  curl --cacert %[4]s --resolve %[13]s:%[5]s:127.0.0.1 https://%[13]s:%[5]s/
+  curl --cacert %[4]s --resolve %[14]s:%[5]s:127.0.0.1 https://%[14]s:%[5]s/
+
   # A Neo4j driver (neo4j+s://, it follows the routing table back through the
   # ingress): trust the dev CA and make the names resolve to 127.0.0.1, through
   # a resolver pointed at the stub above, or /etc/hosts:
@@ -53,5 +58,6 @@ Databases: %[2]s and %[3]s (fake instances on loopback).
   curl -s http://%[9]s/metrics | grep ^ingress_connections_total
   curl -s http://%[9]s/readyz
 
-`, dir, host, other, addrs["ca"], port("https"), port("http"), port("bolt"), port("arrow"), addrs["admin"], dnsHost, dnsPort, FQDN(PrivateDBID))
+`, dir, host, other, addrs["ca"], port("https"), port("http"), port("bolt"), port("arrow"), addrs["admin"], dnsHost, dnsPort, FQDN(PrivateDBID),
+		FQDN(PausedDBID), FQDN(DownDBID))
 }

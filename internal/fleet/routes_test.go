@@ -90,6 +90,21 @@ func TestRoutesPut(t *testing.T) {
 		}
 	})
 
+	t.Run("paused", func(t *testing.T) {
+		paused := write("paused.yaml", "dbid: 5ca1ab1e\norch: \"0000\"\npaused: true\nbackends: {bolt: [\"127.0.0.1:7687\"]}\n")
+		if err := routes.Command(ctx, etcdNS, []string{"put", paused}, &strings.Builder{}); err != nil {
+			t.Fatal(err)
+		}
+		var holder routing.Holder
+		s := &routing.EtcdSource{Store: fleet.Store{Client: cli}, Prefix: prefix, Namespace: etcdNS, Holder: &holder}
+		if err := s.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if inst := holder.Load().Get("5ca1ab1e", "0000"); inst == nil || !inst.Paused {
+			t.Errorf("an instance put with paused: true is %+v in a source over etcd, want it paused", inst)
+		}
+	})
+
 	t.Run("the same instance twice", func(t *testing.T) {
 		again := write("again.yaml", "dbid: abcd1234\norch: \"0000\"\nbackends: {bolt: [\"127.0.0.2:7687\"]}\n")
 		before := list()

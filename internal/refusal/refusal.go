@@ -33,6 +33,8 @@ const (
 	Public                        // public traffic, and the instance is not public
 	Endpoint                      // a private endpoint the instance does not allow
 	OtherOrch                     // a zone this ingress does not serve
+	Unavailable                   // routed, but none of its backends answered
+	Paused                        // its owner paused it: nothing runs to answer
 )
 
 // Answer is what a refused client is told, in each protocol.
@@ -50,38 +52,64 @@ type Body struct {
 	Hint  string `json:"hint"`
 }
 
-// gRPC status codes (google.golang.org/grpc/codes), not imported for two numbers.
+// gRPC status codes (google.golang.org/grpc/codes), not imported for four numbers.
 const (
-	grpcNotFound         = 5
-	grpcPermissionDenied = 7
+	grpcNotFound           = 5
+	grpcPermissionDenied   = 7
+	grpcFailedPrecondition = 9
+	grpcUnavailable        = 14
+)
+
+// Bolt codes. A paused database is no transient state a retry would see
+// end: the code must be one the drivers neither retry nor, when it answers
+// ROUTE, take for a router to try again (the Go and JavaScript drivers
+// fail discovery at once on Request.Invalid, as on DatabaseNotFound and
+// the Security codes), so that the user reads "paused" within seconds and
+// not after a 30 s retry budget. DatabaseUnavailable is the one the
+// drivers do retry: an unreachable instance is usually restarting.
+const (
+	boltForbidden   = "Neo.ClientError.Security.Forbidden"
+	boltNotFound    = "Neo.ClientError.Database.DatabaseNotFound"
+	boltPaused      = "Neo.ClientError.Request.Invalid"
+	boltUnavailable = "Neo.TransientError.General.DatabaseUnavailable"
 )
 
 // For builds the answer for reason: dbid and zone are what the client
 // asked for (lower case), endpoint the private endpoint it came through.
 func For(reason Reason, dbid, zone, endpoint string) Answer {
-	const forbidden = "Neo.ClientError.Security.Forbidden"
-	const notFound = "Neo.ClientError.Database.DatabaseNotFound"
 	switch reason {
+	case Unavailable:
+		return Answer{http.StatusServiceUnavailable, grpcUnavailable, boltUnavailable, Body{
+			Error: "database " + dbid + " is unavailable: it is not answering",
+			DBID:  dbid,
+			Hint:  "it may be restarting; retry in a few seconds, and check its status in the console if this persists",
+		}}
+	case Paused:
+		return Answer{http.StatusServiceUnavailable, grpcFailedPrecondition, boltPaused, Body{
+			Error: "database " + dbid + " is paused",
+			DBID:  dbid,
+			Hint:  "resume it in the console; connections work again once it is running",
+		}}
 	case Public:
-		return Answer{http.StatusForbidden, grpcPermissionDenied, forbidden, Body{
+		return Answer{http.StatusForbidden, grpcPermissionDenied, boltForbidden, Body{
 			Error: "public traffic is disabled for this instance",
 			DBID:  dbid,
 			Hint:  "connect through its private endpoint",
 		}}
 	case Endpoint:
-		return Answer{http.StatusForbidden, grpcPermissionDenied, forbidden, Body{
+		return Answer{http.StatusForbidden, grpcPermissionDenied, boltForbidden, Body{
 			Error: "this instance is not reachable through private endpoint " + endpoint,
 			DBID:  dbid,
 			Hint:  "allow this endpoint for the instance, or connect through one that is allowed",
 		}}
 	case UnknownDBID:
-		return Answer{http.StatusNotFound, grpcNotFound, notFound, Body{
+		return Answer{http.StatusNotFound, grpcNotFound, boltNotFound, Body{
 			Error: "database " + dbid + " not found in " + zone,
 			DBID:  dbid,
 			Hint:  "check the database id in the connection URI",
 		}}
 	default:
-		return Answer{http.StatusMisdirectedRequest, grpcNotFound, notFound, Body{
+		return Answer{http.StatusMisdirectedRequest, grpcNotFound, boltNotFound, Body{
 			Error: zone + " is not served through this endpoint",
 			DBID:  dbid,
 			Hint:  "check the orchestra in the connection URI, and that its private endpoint is the one in use",

@@ -49,12 +49,19 @@ async function check(dbid) {
 }
 
 async function refused(dbid) {
-  const driver = neo4j.driver(`neo4j+s://${dbid}.production-orch-0000.neo4j.io:${port}`, neo4j.auth.basic('neo4j', 'password'));
+  // A short retry budget: an unavailable database is retried, and the
+  // test needs the error the retries end with, not the default 30 s.
+  const driver = neo4j.driver(`neo4j+s://${dbid}.production-orch-0000.neo4j.io:${port}`, neo4j.auth.basic('neo4j', 'password'),
+    { maxTransactionRetryTime: 2000 });
   try {
     await driver.executeQuery('RETURN 1');
     return { dbid, code: 'none', message: 'the query succeeded' };
   } catch (err) {
-    return { dbid, code: err.code, message: err.message };
+    // A failed discovery is reported as ServiceUnavailable, the server's
+    // FAILURE as its cause.
+    const cause = err.cause || {};
+    return { dbid, code: err.code, message: err.message, causeCode: cause.code || '', causeMessage: cause.message || '',
+      retryable: neo4j.isRetryableError(err) };
   } finally {
     await driver.close();
   }
