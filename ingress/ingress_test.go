@@ -238,11 +238,13 @@ instances:
 	e.waitCount("bolt", "ok", 4)
 }
 
+// TestAllBackendsDown: with refusals alerted, a connection whose instance
+// does not answer is closed (explained, it hears why: explain_test.go).
 func TestAllBackendsDown(t *testing.T) {
 	e := startEnv(t, fmt.Sprintf(`
 instances:
   - {dbid: abcd1234, orch: "0000", public: true, backends: {bolt: [%q]}}
-`, closedAddr(t)))
+`, closedAddr(t)), withAlerts)
 	c, err := e.dial("bolt", fqdn("abcd1234"))
 	if err != nil {
 		t.Fatal(err) // the handshake succeeds; the backend is dialled after it
