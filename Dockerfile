@@ -6,7 +6,10 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/ingress ./cmd/ingress
+# .git is not copied (.dockerignore), so `ingress version` says "unknown"
+# for the VCS revision and time: name the build in VERSION
+# (docker build --build-arg VERSION=$(git describe --tags --always --dirty)).
+RUN go build -trimpath -ldflags "-s -w -X github.com/neo4j/private-ingress/internal/buildinfo.version=${VERSION}" -o /out/ingress ./cmd/ingress
 
 # Run: distroless static, as the nonroot user (65532). Ports below 1024 need
 # net.ipv4.ip_unprivileged_port_start=0 (Docker sets it; on Kubernetes add it

@@ -3,7 +3,7 @@ export GOTOOLCHAIN := local
 
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+LDFLAGS  := -s -w -X github.com/neo4j/private-ingress/internal/buildinfo.version=$(VERSION)
 FUZZTIME ?= 20s
 # The demo's Arrow Flight fake links arrow-go and gRPC: the demo and the
 # tests have it, the production binary (make build) does not.
@@ -27,7 +27,7 @@ test-short: lint ## the quick tier: unit, table, fuzz-seed and in-process loopba
 test: lint ## everything CI runs: lint, every test under -race with the real clients and servers, a short fuzz pass
 	$(GO) test $(DEMOTAGS) -race -count=1 ./...
 	$(GO) test -race -count=1 ./internal/demo # the production build's stub for the Flight fake
-	CGO_ENABLED=1 $(GO) test -race -count=1 -tags openssl ./internal/opensslsign ./tlsconfig
+	CGO_ENABLED=1 $(GO) test -race -count=1 -tags openssl ./internal/opensslsign ./internal/buildinfo ./tlsconfig
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 fuzz: ## every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m)

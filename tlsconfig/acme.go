@@ -25,8 +25,10 @@ type ChallengePublisher interface {
 }
 
 // ACMEOptions are what managed certificates need besides the tls.acme
-// section: the names, where challenges are published, and a DNS server
-// that answers for the names' zones.
+// section: the names, and for dns_provider stub, where challenges are
+// published and a DNS server that answers for the names' zones. With
+// dns_provider rfc2136 the section names both, and Publisher and Resolver
+// are not used (the DNS stub may not run at all).
 type ACMEOptions struct {
 	Names     []string // e.g. *.production-orch-0000.neo4j.io
 	Publisher ChallengePublisher
@@ -59,7 +61,10 @@ func (s *Store) ManageACME(ctx context.Context, a ACME, o ACMEOptions) error {
 	if err != nil {
 		return fmt.Errorf("tls.acme.ca_root: %w", err)
 	}
-	provider := challengeProvider{o.Publisher}
+	solver, err := a.dns01(o)
+	if err != nil {
+		return err
+	}
 	for _, kt := range a.keyTypes() {
 		logger := s.logger.Named("acme").With(zap.String("key", string(kt)))
 		// certmagic's storage paths do not name the key type: each key
@@ -84,12 +89,10 @@ func (s *Store) ManageACME(ctx context.Context, a ACME, o ACMEOptions) error {
 			DisableHTTPChallenge:    true,
 			DisableTLSALPNChallenge: true,
 			DNS01Solver: &certmagic.DNS01Solver{DNSManager: certmagic.DNSManager{
-				DNSProvider: provider,
-				Resolvers:   []string{o.Resolver},
-				// The stub is the zone's server and publishes at once;
-				// certmagic's propagation check would instead look up the
-				// zone's NS hosts and query them on port 53.
-				PropagationTimeout: -1,
+				DNSProvider:        solver.provider,
+				Resolvers:          []string{solver.resolver},
+				PropagationTimeout: solver.propagation,
+				TTL:                challengeTTL,
 				Logger:             logger,
 			}},
 			Logger: logger,
@@ -107,6 +110,49 @@ func (s *Store) ManageACME(ctx context.Context, a ACME, o ACMEOptions) error {
 	s.acmeNames = o.Names
 	s.mu.Unlock()
 	return nil
+}
+
+// dns01 is how the challenges of one tls.acme section are published and
+// checked.
+type dns01 struct {
+	provider challengeProvider
+	// resolver is the server certmagic asks for each challenge's zone (an
+	// SOA lookup) and, given one, for the propagation check: certmagic
+	// asks its Resolvers rather than the zone's NS hosts.
+	resolver    string
+	propagation time.Duration // certmagic's PropagationTimeout; -1: no check
+}
+
+// rfc2136Propagation bounds the wait for an update to show at the server
+// that took it: a primary applies an update before it answers, so this is
+// a failure bound, not a schedule.
+const rfc2136Propagation = 2 * time.Minute
+
+// dns01 picks the challenge publisher of the section's dns_provider.
+func (a ACME) dns01(o ACMEOptions) (dns01, error) {
+	switch a.DNSProvider {
+	case DNSProviderRFC2136:
+		pub, err := NewRFC2136(a.RFC2136)
+		if err != nil {
+			return dns01{}, err
+		}
+		// certmagic asks its Resolvers, when set, for the zone and in the
+		// propagation check, instead of the zone's NS hosts on port 53:
+		// here the server that took the update. The ACME server asks the
+		// public NS hosts, which the ingress may not reach; the primary
+		// is the one it can check.
+		return dns01{challengeProvider{pub}, a.RFC2136.Server, rfc2136Propagation}, nil
+	case "", DNSProviderStub:
+		if o.Publisher == nil || o.Resolver == "" {
+			return dns01{}, errors.New("tls.acme.dns_provider stub needs the DNS stub (dns.address) to publish the challenges")
+		}
+		// The stub is the zone's server and publishes at once;
+		// certmagic's propagation check would instead look up the zone's
+		// NS hosts and query them on port 53.
+		return dns01{challengeProvider{o.Publisher}, o.Resolver, -1}, nil
+	default:
+		return dns01{}, fmt.Errorf("tls.acme.dns_provider %q is not known (known: %s)", a.DNSProvider, strings.Join(DNSProviders(), ", "))
+	}
 }
 
 // RenewACME renews every managed certificate now, whether due or not, and

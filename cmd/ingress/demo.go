@@ -36,7 +36,7 @@ func runDemo(ctx context.Context, o demoOptions) error {
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
-	return serve(ctx, path, false, o.Stderr, func(addrs map[string]string) {
+	return serve(ctx, path, false, "", o.Stderr, func(addrs map[string]string) {
 		addrs["ca"] = certs.CA
 		instances.Advertise(addrs["bolt"])
 		demo.PrintInstructions(o.Stdout, o.Dir, addrs)

@@ -13,93 +13,59 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/neo4j/private-ingress/internal/buildinfo"
+	"github.com/neo4j/private-ingress/internal/cli"
 	"github.com/neo4j/private-ingress/internal/demo"
 )
-
-// version is set at link time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
-
-const usage = `usage: ingress <command> [flags]
-
-commands:
-  demo [-dir ./demo] [-real-ports]
-                               run on an embedded default: dev CA, fake instances, loopback ports
-                               (-real-ports: 443, 7687, 7474, 8491, DNS on 53, admin on 9090; needs root)
-  serve -config ingress.yaml   run the ingress (and the DNS stub when dns.address is set)
-  dns -config ingress.yaml     run only the DNS stub
-  check -config ingress.yaml   validate config, routes and certificates; exit 1 on errors
-  routes put -config ingress.yaml FILE...
-                               validate instances (one routes.yaml entry per file) and write them to etcd
-  routes delete -config ingress.yaml DBID [ORCH]
-  routes list -config ingress.yaml
-                               the instances in etcd (routes.etcd)
-  version                      print the version
-`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run is the command line: each command with its own flags (internal/cli).
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+	var configPath, pidfile, demoDir string
+	var realPorts bool
+	withConfig := func(fs *flag.FlagSet) { fs.StringVar(&configPath, "config", "ingress.yaml", "path to ingress.yaml") }
+	serving := func(fs *flag.FlagSet) {
+		withConfig(fs)
+		fs.StringVar(&pidfile, "pidfile", "", "write the serving process's PID to `FILE` (the new process's after a SIGUSR2 hand-over)")
 	}
-	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "ingress.yaml", "path to ingress.yaml")
-	demoDir := fs.String("dir", "demo", "demo: where to write the dev CA, certificate and config")
-	realPorts := fs.Bool("real-ports", false, "demo: listen on the production ports (443, 7687, 7474, 8491, DNS 53) of all addresses")
-	var verb string
-	switch cmd {
-	case "routes":
-		if len(args) == 0 {
-			fmt.Fprintf(stderr, "ingress routes: put, delete or list\n%s", usage)
-			return 2
+	stop := func() {}
+	defer func() { stop() }()
+	ctx := func() (ctx context.Context) { // for the commands that stop on SIGTERM or Ctrl-C, not check's quick exit
+		ctx, stop = signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		return ctx
+	}
+	routes := func(verb string) func([]string) error {
+		return func(args []string) error {
+			return routesCommand(ctx(), configPath, append([]string{verb}, args...), stdout, stderr)
 		}
-		verb, args = args[0], args[1:]
-	case "serve", "check", "demo", "dns":
-	case "version", "-version", "--version":
-		fmt.Fprintf(stdout, "ingress %s\n", version)
-		return 0
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "ingress: unknown command %q\n%s", cmd, usage)
-		return 2
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if len(args) > 0 && (args[0] == "-version" || args[0] == "--version") {
+		args = append([]string{"version"}, args[1:]...)
 	}
-	if fs.NArg() > 0 && cmd != "routes" {
-		fmt.Fprintf(stderr, "ingress %s: unexpected arguments %q\n", cmd, fs.Args())
-		return 2
-	}
-	if cmd == "check" {
-		return check(*configPath, stdout, stderr)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	var err error
-	switch cmd {
-	case "demo":
-		ports := demo.DefaultPorts()
-		if *realPorts {
-			ports = demo.RealPorts()
-		}
-		err = runDemo(ctx, demoOptions{Dir: *demoDir, Ports: ports, Stdout: stdout, Stderr: stderr})
-	case "dns":
-		err = serve(ctx, *configPath, true, stderr, nil)
-	case "routes":
-		err = routesCommand(ctx, *configPath, append([]string{verb}, fs.Args()...), stdout, stderr)
-	default:
-		err = serve(ctx, *configPath, false, stderr, nil)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ingress: %v\n", err)
-		return 1
-	}
-	return 0
+	return cli.Run("ingress", []cli.Command{
+		{Name: "serve", Help: "run the ingress (and the DNS stub when dns.address is set)", Flags: serving,
+			Run: func([]string) error { return serve(ctx(), configPath, false, pidfile, stderr, nil) }},
+		{Name: "dns", Help: "run only the DNS stub", Flags: serving,
+			Run: func([]string) error { return serve(ctx(), configPath, true, pidfile, stderr, nil) }},
+		{Name: "check", Help: "validate config, routes and certificates; exit 1 on errors", Flags: withConfig,
+			Run: func([]string) error { return check(configPath, stdout, stderr) }},
+		{Name: "demo", Help: "run on an embedded default: dev CA, fake instances, loopback ports", Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&demoDir, "dir", "demo", "where to write the dev CA, certificate and config")
+			fs.BoolVar(&realPorts, "real-ports", false, "listen on 443, 7687, 7474, 8491 and DNS 53 of every address, admin on 127.0.0.1:9090 (needs root)")
+		}, Run: func([]string) error {
+			ports := demo.DefaultPorts()
+			if realPorts {
+				ports = demo.RealPorts()
+			}
+			return runDemo(ctx(), demoOptions{Dir: demoDir, Ports: ports, Stdout: stdout, Stderr: stderr})
+		}},
+		{Name: "routes put", Args: "FILE...", Help: "validate instances (one routes.yaml entry per file) and write them to etcd", Flags: withConfig, Run: routes("put")},
+		{Name: "routes delete", Args: "DBID [ORCH]", Help: "delete an instance from etcd (ORCH: the first served orch)", Flags: withConfig, Run: routes("delete")},
+		{Name: "routes list", Help: "list the instances in etcd (routes.etcd)", Flags: withConfig, Run: routes("list")},
+		{Name: "version", Help: "print the version, VCS revision and time, Go version and flavour",
+			Run: func([]string) error { fmt.Fprintln(stdout, buildinfo.Read()); return nil }},
+	}, args, stdout, stderr)
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/neo4j/private-ingress/internal/buildinfo"
 	"github.com/neo4j/private-ingress/tlsconfig"
 )
 
@@ -23,17 +25,34 @@ func runInProcess(t *testing.T, args ...string) (code int, stdout, stderr string
 }
 
 func TestVersion(t *testing.T) {
+	want := buildinfo.Read().String() + "\n"
 	for _, arg := range []string{"version", "-version", "--version"} {
 		t.Run(arg, func(t *testing.T) {
 			code, stdout, stderr := runInProcess(t, arg)
-			if code != 0 || stdout != "ingress dev\n" || stderr != "" {
-				t.Errorf("run(%s) = %d, stdout %q, stderr %q; want 0, %q, nothing", arg, code, stdout, stderr, "ingress dev\n")
+			if code != 0 || stdout != want || stderr != "" {
+				t.Errorf("run(%s) = %d, stdout %q, stderr %q; want 0, %q, nothing", arg, code, stdout, stderr, want)
 			}
 		})
 	}
+	// The test binary is built without VCS stamping or the openssl tag.
+	if fields := strings.Fields(want); len(fields) != 6 || fields[0] != "ingress" || fields[1] != "dev" ||
+		fields[2] != "unknown" || fields[3] != "unknown" || fields[4] != runtime.Version() || fields[5] != "pure-go" {
+		t.Errorf("version line %q, want: ingress dev unknown unknown %s pure-go", want, runtime.Version())
+	}
+}
+
+// usageText is what `ingress help` prints: the command list.
+func usageText(t *testing.T) string {
+	t.Helper()
+	code, stdout, _ := runInProcess(t, "help")
+	if code != 0 {
+		t.Fatalf("ingress help: exit %d", code)
+	}
+	return stdout
 }
 
 func TestUsage(t *testing.T) {
+	usage := usageText(t)
 	t.Run("no command", func(t *testing.T) {
 		code, stdout, stderr := runInProcess(t)
 		if code != 2 || stdout != "" || stderr != usage {
@@ -55,8 +74,64 @@ func TestUsage(t *testing.T) {
 			}
 		})
 	}
-	if !strings.Contains(usage, "check -config ingress.yaml") || !strings.Contains(usage, "version") {
-		t.Errorf("usage does not list check and version:\n%s", usage)
+	for _, want := range []string{
+		"ingress serve [-config ingress.yaml] [-pidfile FILE]", "ingress dns [-config ingress.yaml] [-pidfile FILE]",
+		"ingress check [-config ingress.yaml]", "ingress demo [-dir demo] [-real-ports]",
+		"ingress routes put [-config ingress.yaml] FILE...", "ingress routes delete [-config ingress.yaml] DBID [ORCH]",
+		"ingress routes list [-config ingress.yaml]", "ingress version",
+	} {
+		if !strings.Contains(usage, "\n  "+want+"\n") {
+			t.Errorf("usage does not list %q:\n%s", want, usage)
+		}
+	}
+}
+
+// TestCommandFlags: each command takes its own flags only, `-h` prints
+// its usage on stdout and exits 0, a flag it does not take exits 2, and
+// asking routes for help reads no config (the test runs in an empty
+// directory: there is no ingress.yaml to read).
+func TestCommandFlags(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, c := range []struct {
+		name         string
+		args         []string
+		code         int
+		stdout       []string // substrings of stdout ("" for: stdout empty)
+		stderrPrefix string
+		notIn        []string // not in stdout
+	}{
+		{"serve -h", []string{"serve", "-h"}, 0, []string{"usage: ingress serve [-config ingress.yaml] [-pidfile FILE]\n", "  -config string", "  -pidfile FILE"}, "", []string{"-dir", "-real-ports"}},
+		{"serve --help", []string{"serve", "--help"}, 0, []string{"-config", "-pidfile"}, "", []string{"-dir"}},
+		{"dns -h", []string{"dns", "-h"}, 0, []string{"usage: ingress dns ", "-config", "-pidfile"}, "", []string{"-dir", "-real-ports"}},
+		{"check -h", []string{"check", "-h"}, 0, []string{"usage: ingress check [-config ingress.yaml]\n", "-config"}, "", []string{"-pidfile", "-dir"}},
+		{"demo -h", []string{"demo", "-h"}, 0, []string{"usage: ingress demo [-dir demo] [-real-ports]\n", "-dir", "-real-ports"}, "", []string{"-config", "-pidfile"}},
+		{"version -h", []string{"version", "-h"}, 0, []string{"usage: ingress version\n"}, "", []string{"flags:"}},
+		{"routes -h", []string{"routes", "-h"}, 0, []string{"ingress routes put [-config ingress.yaml] FILE...", "ingress routes delete", "ingress routes list", "usage: ingress routes <command>"}, "", []string{"ingress serve", "ingress demo"}},
+		{"routes put -h", []string{"routes", "put", "-config", "missing.yaml", "-h"}, 0, []string{"usage: ingress routes put [-config ingress.yaml] FILE...\n", "-config"}, "", []string{"-pidfile"}},
+		{"serve -dir", []string{"serve", "-dir", "x"}, 2, []string{""}, "flag provided but not defined: -dir\nusage: ingress serve ", nil},
+		{"demo -config", []string{"demo", "-config", "x.yaml"}, 2, []string{""}, "flag provided but not defined: -config\n", nil},
+		{"serve -pidfile without a value", []string{"serve", "-pidfile"}, 2, []string{""}, "flag needs an argument: -pidfile\n", nil},
+		{"version extra", []string{"version", "x"}, 2, []string{""}, "ingress version: unexpected arguments [\"x\"]\n", nil},
+		{"routes without a command", []string{"routes"}, 2, []string{""}, "ingress routes: which one?\n", nil},
+		{"routes frobnicate", []string{"routes", "frobnicate"}, 2, []string{""}, "ingress: unknown command \"routes frobnicate\"\n", nil},
+		{"serve without a config", []string{"serve"}, 1, []string{""}, "ingress: reading config: open ingress.yaml: no such file or directory\n", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, stderr := runInProcess(t, c.args...)
+			if code != c.code || !strings.HasPrefix(stderr, c.stderrPrefix) || (c.stderrPrefix == "" && stderr != "") {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, c.code, c.stderrPrefix)
+			}
+			for _, want := range c.stdout {
+				if want == "" && stdout != "" || !strings.Contains(stdout, want) {
+					t.Errorf("stdout %q, want %q in it", stdout, want)
+				}
+			}
+			for _, not := range c.notIn {
+				if strings.Contains(stdout, not) {
+					t.Errorf("stdout lists %q:\n%s", not, stdout)
+				}
+			}
+		})
 	}
 }
 

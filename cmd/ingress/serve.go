@@ -16,10 +16,12 @@ import (
 
 	"github.com/neo4j/private-ingress/dnsstub"
 	"github.com/neo4j/private-ingress/ingress"
+	"github.com/neo4j/private-ingress/internal/buildinfo"
 	"github.com/neo4j/private-ingress/internal/config"
 	"github.com/neo4j/private-ingress/internal/fleet"
 	"github.com/neo4j/private-ingress/internal/handover"
 	"github.com/neo4j/private-ingress/internal/logging"
+	"github.com/neo4j/private-ingress/internal/sdnotify"
 	"github.com/neo4j/private-ingress/internal/tasks"
 	"github.com/neo4j/private-ingress/routing"
 	"github.com/neo4j/private-ingress/tlsconfig"
@@ -29,8 +31,9 @@ import (
 // ctx is cancelled (SIGTERM, Ctrl-C), then drains. started, if set, is
 // called once the ingress accepts connections, with the bound addresses:
 // each service's, "admin" and "dns". With dnsOnly it runs the DNS stub
-// alone (`ingress dns`), for deployments that keep it apart.
-func serve(ctx context.Context, path string, dnsOnly bool, stderr io.Writer, started func(addrs map[string]string)) error {
+// alone (`ingress dns`), for deployments that keep it apart. pidfile, if
+// set, names the serving process (sdnotify.PIDFile).
+func serve(ctx context.Context, path string, dnsOnly bool, pidfile string, stderr io.Writer, started func(addrs map[string]string)) error {
 	load := config.Load
 	if dnsOnly {
 		load = config.LoadDNSOnly
@@ -47,7 +50,7 @@ func serve(ctx context.Context, path string, dnsOnly bool, stderr io.Writer, sta
 		return err
 	}
 	defer logger.Sync()
-	p := &process{cfg: cfg, load: load, dnsOnly: dnsOnly, logger: logger, bg: tasks.New(logger), reg: prometheus.NewRegistry()}
+	p := &process{cfg: cfg, load: load, dnsOnly: dnsOnly, pidfile: sdnotify.PIDFile(pidfile), logger: logger, bg: tasks.New(logger), reg: prometheus.NewRegistry()}
 	defer p.close()
 	if err := p.build(ctx); err != nil {
 		return err
@@ -62,6 +65,7 @@ type process struct {
 	cfg     *config.Config
 	load    func(path string) (*config.Config, error) // for SIGHUP
 	dnsOnly bool                                      // the DNS stub alone: no data path, no certificates
+	pidfile sdnotify.PIDFile                          // written once serving; "" for none
 	logger  *zap.Logger
 	bg      *tasks.Group // background parts, stopped after the drain
 	reg     *prometheus.Registry
@@ -77,7 +81,7 @@ type process struct {
 	admin   *ingress.Admin
 
 	serveErr   chan error
-	handedOver chan struct{}
+	handedOver chan int // the new process's PID, once it serves (SIGUSR2)
 }
 
 // build makes and binds every part; the first routes load must succeed.
@@ -85,7 +89,7 @@ func (p *process) build(ctx context.Context) (err error) {
 	if p.sockets, err = handover.FromEnv(); err != nil {
 		return err
 	}
-	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	if !p.dnsOnly {
 		p.metrics = ingress.NewMetrics(p.reg)
 	}
@@ -228,13 +232,17 @@ func (p *process) start(ctx context.Context, started func(map[string]string)) {
 	if p.sockets.Inherited() {
 		p.logger.Info("took over the listening sockets from the previous process")
 	}
+	if err := p.pidfile.Write(); err != nil { // before a previous process hears that this one serves, and leaves
+		p.logger.Error("writing the PID file", zap.Error(err))
+	}
 	if err := p.sockets.Ready(); err != nil {
 		p.logger.Error("telling the previous process we serve", zap.Error(err))
 	}
+	p.notify(sdnotify.Ready)
 	if started != nil {
 		started(addrs)
 	}
-	p.handedOver = make(chan struct{})
+	p.handedOver = make(chan int, 1)
 	p.bg.Go("SIGUSR2", func(run context.Context) error {
 		p.sockets.OnSIGUSR2(run, ctx, os.Args, handoverTimeout, p.logger, p.handedOver)
 		return nil
@@ -242,11 +250,14 @@ func (p *process) start(ctx context.Context, started func(map[string]string)) {
 }
 
 // startACME has certmagic obtain and renew the wildcard certificates of
-// every served orchestra, publishing DNS-01 answers through the stub;
-// certmagic runs its own goroutines until ctx ends.
+// every served orchestra, publishing DNS-01 answers as tls.acme.dns_provider
+// says; certmagic runs its own goroutines until ctx ends.
 func (p *process) startACME(ctx context.Context) {
 	names := p.cfg.Namespace.Wildcards()
-	opts := tlsconfig.ACMEOptions{Names: names, Publisher: p.dns.TXT(), Resolver: p.dns.DialAddr(), Storage: p.fleet.CertStorage(p.cfg.TLS.ACME.Storage)}
+	opts := tlsconfig.ACMEOptions{Names: names, Storage: p.fleet.CertStorage(p.cfg.TLS.ACME.Storage)}
+	if p.dns != nil { // the stub's, for dns_provider stub; with rfc2136 the stub may not run
+		opts.Publisher, opts.Resolver = p.dns.TXT(), p.dns.DialAddr()
+	}
 	if err := p.certs.ManageACME(ctx, p.cfg.TLS.ACME, opts); err != nil {
 		p.logger.Error("ACME certificate management did not start", zap.Error(err))
 		return
@@ -259,8 +270,9 @@ func (p *process) startACME(ctx context.Context) {
 func (p *process) wait(ctx context.Context) error {
 	why := "draining"
 	select {
-	case <-p.handedOver:
+	case pid := <-p.handedOver:
 		why = "draining after the hand-over"
+		p.notify(sdnotify.MainPID(pid)) // systemd follows the new process; the service is not stopping
 		// The new process answers on the admin address and for DNS, on the
 		// very same sockets: this one stops answering there at once, so
 		// that every answer comes from the new process, and drains only
@@ -270,6 +282,7 @@ func (p *process) wait(ctx context.Context) error {
 			p.dns.Shutdown(context.Background())
 		}
 	case <-ctx.Done():
+		p.notify(sdnotify.Stopping)
 		p.delayShutdown()
 	case err := <-p.serveErr:
 		p.shutdown()
@@ -339,6 +352,16 @@ func (p *process) close() {
 	}
 	if p.fleet != nil {
 		p.fleet.Close()
+	}
+	if err := p.pidfile.Remove(); err != nil { // it names this process no more after a hand-over: then it stays
+		p.logger.Warn("removing the PID file", zap.Error(err))
+	}
+}
+
+// notify tells systemd (NOTIFY_SOCKET) what this process does; nothing without it.
+func (p *process) notify(state string) {
+	if err := sdnotify.Send(state); err != nil {
+		p.logger.Warn("telling systemd", zap.String("state", state), zap.Error(err))
 	}
 }
 

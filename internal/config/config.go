@@ -281,7 +281,8 @@ func (v *validator) tls(raw *fileYAML) tlsconfig.Config {
 
 func (v *validator) acme(acme *tlsconfig.ACME, raw *fileYAML) {
 	if !acme.Enabled() {
-		if acme.Email != "" || acme.CARoot != "" {
+		provider := acme.DNSProvider != "" && acme.DNSProvider != tlsconfig.DefaultDNSProvider
+		if acme.Email != "" || acme.CARoot != "" || provider || acme.RFC2136 != (tlsconfig.RFC2136{}) {
 			v.Addf(v.at("tls", "acme"), "tls.acme has settings but no directory; set directory or remove the section")
 		}
 		return
@@ -289,9 +290,7 @@ func (v *validator) acme(acme *tlsconfig.ACME, raw *fileYAML) {
 	if u, err := url.Parse(acme.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
 		v.Addf(v.at("tls", "acme", "directory"), "tls.acme.directory %q must be an https:// URL", acme.Directory)
 	}
-	if raw.DNS.Address == "" && !v.dnsOnly {
-		v.Addf(v.at("tls", "acme"), "tls.acme needs dns.address: the DNS-01 challenges are served by the DNS stub, which must be the zones' authority for the ACME server")
-	}
+	v.dnsProvider(acme, raw)
 	if acme.Storage == "" {
 		acme.Storage = tlsconfig.DefaultACMEStorage
 	}
@@ -303,6 +302,41 @@ func (v *validator) acme(acme *tlsconfig.ACME, raw *fileYAML) {
 		acme.Storage = v.path(acme.Storage)
 	}
 	acme.CARoot = v.path(acme.CARoot)
+}
+
+// dnsProvider checks who publishes the DNS-01 challenges: the DNS stub
+// needs dns.address; rfc2136 needs its own section, and the stub may run
+// beside it or not.
+func (v *validator) dnsProvider(acme *tlsconfig.ACME, raw *fileYAML) {
+	if acme.DNSProvider == "" {
+		acme.DNSProvider = tlsconfig.DefaultDNSProvider
+	}
+	section := yamlutil.Value(v.at("tls", "acme"), "rfc2136")
+	switch acme.DNSProvider {
+	case tlsconfig.DNSProviderStub:
+		if raw.DNS.Address == "" && !v.dnsOnly {
+			v.Addf(v.at("tls", "acme"), "tls.acme needs dns.address: the DNS-01 challenges are served by the DNS stub, which must be the zones' authority for the ACME server (or set dns_provider: rfc2136)")
+		}
+		if !absent(section) {
+			v.Addf(section, "tls.acme.rfc2136 is set but dns_provider is %s: set dns_provider: rfc2136, or remove it", acme.DNSProvider)
+		}
+	case tlsconfig.DNSProviderRFC2136:
+		if v.dnsOnly {
+			return // `ingress dns` publishes no challenge, and may not be allowed to read the key
+		}
+		r := &acme.RFC2136
+		r.TSIGSecretFile = v.path(r.TSIGSecretFile)
+		for _, e := range r.Check() {
+			node := yamlutil.Value(section, e.Key)
+			if node == nil {
+				node = v.at("tls", "acme", "rfc2136") // the key is missing: point at its section, or the nearest
+			}
+			v.Addf(node, "tls.acme.rfc2136.%s: %v", e.Key, e.Err)
+		}
+	default:
+		v.Addf(v.at("tls", "acme", "dns_provider"), "tls.acme.dns_provider %q is not known (known: %s)",
+			acme.DNSProvider, strings.Join(tlsconfig.DNSProviders(), ", "))
+	}
 }
 
 func (v *validator) routes(r RoutesConfig) RoutesConfig {

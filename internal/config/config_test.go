@@ -303,6 +303,8 @@ var errorCases = []string{
 	"no_certificates",
 	"acme_without_dns",
 	"acme_bad_directory",
+	"acme_unknown_dns_provider",
+	"acme_rfc2136_incomplete",
 	"session_tickets_rotate_zero",
 	"backend_tls_ca_without_enabled",
 	"backend_tls_client_cert_without_key",

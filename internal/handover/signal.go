@@ -11,13 +11,15 @@ import (
 )
 
 // OnSIGUSR2 starts a new process of argv with the sockets each time
-// SIGUSR2 arrives, and closes handedOver once one serves: then the caller drains.
+// SIGUSR2 arrives, and sends its PID on handedOver (once: give it room for
+// one) when one serves: then the caller tells its supervisor the new main
+// PID, and drains.
 // A new process that fails to start or to serve changes nothing. When stop
 // ends (SIGTERM) while a new process starts, that process is killed: this
 // one stops, and a process it started must not take over behind its
 // supervisor's back. SIGUSR2 stays caught until run ends, so that one sent
 // while this process drains is ignored rather than killing it.
-func (s *Sockets) OnSIGUSR2(run, stop context.Context, argv []string, timeout time.Duration, logger *zap.Logger, handedOver chan<- struct{}) {
+func (s *Sockets) OnSIGUSR2(run, stop context.Context, argv []string, timeout time.Duration, logger *zap.Logger, handedOver chan<- int) {
 	stop, cancel := context.WithCancel(stop)
 	defer cancel()
 	context.AfterFunc(run, cancel) // the process stops for another reason (its data path failed)
@@ -49,7 +51,7 @@ func (s *Sockets) OnSIGUSR2(run, stop context.Context, argv []string, timeout ti
 		default:
 			logger.Info("the new process serves; this one stops accepting", zap.Int("pid", proc.Pid))
 			done = true
-			close(handedOver)
+			handedOver <- proc.Pid
 		}
 	}
 }
