@@ -173,6 +173,9 @@ func checkDeployConfig(t *testing.T, cfg *config.Config, containerPorts map[stri
 		!strings.HasPrefix(cfg.TLS.ACME.Storage, "etcd:") {
 		t.Errorf("the fleet config must require PROXY and share routes, tickets and certificates through etcd: %+v", cfg)
 	}
+	if b := cfg.Ingress.Backend.TLS; !b.Enabled || b.CA == "" || b.ClientCert == "" {
+		t.Errorf("backend.tls %+v: production encrypts the leg to the instances, with their CA and a client certificate", b)
+	}
 	if cfg.Admin.Address != "10.1.2.3:9090" || containerPorts["admin"] != 9090 {
 		t.Errorf("admin address %s, container port %d: want the pod's own address (${POD_IP}:9090), not every address", cfg.Admin.Address, containerPorts["admin"])
 	}

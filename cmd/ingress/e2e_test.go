@@ -212,6 +212,7 @@ func startServeE2E(t *testing.T) *e2eServe {
 		`"127.0.0.1:9090"`, anyPort,
 		`":53"`, anyPort,
 		`drain: 30s`, `drain: 2m`, // a failure bound: the exit below waits for the open connection, not for this
+		`tls: {enabled: true, ca: instances-ca.pem,`, `tls: {enabled: false, ca: "",`, // plaintext test backends; backendtls_test.go has TLS ones
 
 	).Replace(string(example))
 	cfgPath := filepath.Join(dir, "ingress.yaml")
@@ -372,9 +373,11 @@ func TestExampleConfigChecks(t *testing.T) {
 		}
 		os.WriteFile(filepath.Join(dir, name), data, 0o644)
 	}
-	if _, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"}); err != nil {
+	files, err := tlsconfig.WriteDevCerts(dir, []string{"*.production-orch-0000.neo4j.io"})
+	if err != nil {
 		t.Fatal(err)
 	}
+	copyFile(t, files.CA, filepath.Join(dir, "instances-ca.pem")) // backend.tls.ca
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"check", "-config", filepath.Join(dir, "ingress.yaml")}, &stdout, &stderr); code != 0 {
 		t.Fatalf("check exited %d:\n%s", code, stderr.String())

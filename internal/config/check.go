@@ -37,8 +37,9 @@ func CheckFile(path string) (summary string, warnings []string, err error) {
 		path, len(cfg.Ingress.Listeners), table.Len(), len(cfg.TLS.Certificates)), warnings, nil
 }
 
-// Check goes beyond Parse: it loads the routes file and the certificates the
-// config names, as serve would. Errors make serve fail; warnings are worth
+// Check goes beyond Parse: it loads the routes file, the certificates and
+// the backend leg's roots and client certificate the config names, as
+// serve would. Errors make serve fail; warnings are worth
 // an operator's attention but do not stop it.
 func Check(cfg *Config) (warnings []string, err error) {
 	var errs []string
@@ -61,6 +62,12 @@ func Check(cfg *Config) (warnings []string, err error) {
 			continue
 		}
 		leaves = append(leaves, leaf)
+	}
+	if b := cfg.Ingress.Backend.TLS; b.Enabled {
+		files := tlsconfig.ClientFiles{CA: b.CA, Cert: b.ClientCert, Key: b.ClientKey}
+		if _, err := tlsconfig.ClientConfig(files); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: backend.tls: %v", cfg.Path, err))
+		}
 	}
 	warnings = CertWarnings(cfg, leaves)
 	warnings = append(warnings, DNSWarnings(cfg)...)

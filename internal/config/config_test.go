@@ -503,6 +503,22 @@ func TestCheck(t *testing.T) {
 		}
 	})
 
+	t.Run("backend TLS files", func(t *testing.T) {
+		// The leaf and key serve as a client certificate; the CA is missing.
+		cfg := fx.config(t, `orchestras: ["0000"]`+"\n"+checkCerts+"backend: {tls: {enabled: true, ca: nowhere-ca.pem, client_cert: tls.crt, client_key: tls.key}}\n")
+		if _, err := Check(cfg); err == nil || !strings.Contains(err.Error(), "backend.tls: ca: ") || !strings.Contains(err.Error(), "nowhere-ca.pem") {
+			t.Errorf("Check error: %v, want one naming backend.tls.ca's missing file", err)
+		}
+		cfg = fx.config(t, `orchestras: ["0000"]`+"\n"+checkCerts+"backend: {tls: {enabled: true, client_cert: tls.crt, client_key: tls.crt}}\n")
+		if _, err := Check(cfg); err == nil || !strings.Contains(err.Error(), "backend.tls: client certificate: ") {
+			t.Errorf("Check error: %v, want one about the client certificate", err)
+		}
+		cfg = fx.config(t, `orchestras: ["0000"]`+"\n"+checkCerts+"backend: {tls: {enabled: true, client_cert: tls.crt, client_key: tls.key}}\n")
+		if _, err := Check(cfg); err != nil {
+			t.Errorf("Check of a good client certificate: %v", err)
+		}
+	})
+
 	t.Run("every error at once", func(t *testing.T) {
 		cfg := fx.config(t, `orchestras: ["0000"]`+"\n"+"tls: {certificates: [{cert: missing.crt, key: tls.key}]}\nroutes: {file: bad-routes.yaml}\n")
 		_, err := Check(cfg)
