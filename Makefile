@@ -4,6 +4,8 @@ export GOTOOLCHAIN := local
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/neo4j/private-ingress/internal/buildinfo.version=$(VERSION)
+# -buildvcs=auto: `ingress version` and ingress_build_info name the commit
+# wherever git can read the checkout, even if GOFLAGS turns stamping off.
 FUZZTIME ?= 20s
 # The demo's Arrow Flight fake links arrow-go and gRPC: the demo and the
 # tests have it, the production binary (make build) does not.
@@ -12,10 +14,10 @@ DEMOTAGS := -tags demoflight
 .PHONY: build build-openssl run test test-short fuzz bench bench-compare lint clean
 
 build: ## the static binary, bin/ingress
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ingress ./cmd/ingress
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o bin/ingress ./cmd/ingress
 
 build-openssl: ## bin/ingress signing RSA with OpenSSL's libcrypto (cgo, -tags openssl; needs libssl-dev)
-	CGO_ENABLED=1 $(GO) build -trimpath -tags openssl -ldflags '$(LDFLAGS)' -o bin/ingress ./cmd/ingress
+	CGO_ENABLED=1 $(GO) build -trimpath -buildvcs=auto -tags openssl -ldflags '$(LDFLAGS)' -o bin/ingress ./cmd/ingress
 
 run: ## the demo: dev CA, fake instances, loopback ports (see README)
 	$(GO) run $(DEMOTAGS) ./cmd/ingress demo

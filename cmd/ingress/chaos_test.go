@@ -318,15 +318,7 @@ func TestStreamsSurviveReloads(t *testing.T) {
 	}
 	nextTick()
 	// All connections first: the certificate swap below changes the CA.
-	open := make([]*tls.Conn, conns)
-	for i := range open {
-		conn, err := c.dial("abcd1234")
-		if err != nil {
-			t.Fatalf("opening connection %d: %v", i, err)
-		}
-		open[i] = conn
-	}
-	for i, conn := range open {
+	for i, conn := range c.dialMany(t, "abcd1234", conns) {
 		wg.Go(func() {
 			defer conn.Close()
 			rng := rand.New(rand.NewPCG(uint64(i), 1))
@@ -385,14 +377,7 @@ func TestStreamsSurviveReloads(t *testing.T) {
 		testenv.WaitFor(t, "the SIGHUP reload", func() bool { return c.metric(`ingress_config_reloads_total{result="ok"}`) > before })
 		nextTick()
 		if i == reloads/2 {
-			if _, err := tlsconfig.WriteDevCerts(filepath.Join(c.dir, "new"), []string{"*.production-orch-0000.neo4j.io"}); err != nil {
-				t.Fatal(err)
-			}
-			for _, f := range []string{"tls.crt", "tls.key"} {
-				b, _ := os.ReadFile(filepath.Join(c.dir, "new", f))
-				os.WriteFile(filepath.Join(c.dir, f+".new"), b, 0o600)
-				os.Rename(filepath.Join(c.dir, f+".new"), filepath.Join(c.dir, f))
-			}
+			c.replaceCertificate(t)
 		}
 	}
 	close(reloaded)
@@ -406,6 +391,34 @@ func TestStreamsSurviveReloads(t *testing.T) {
 		conns, bytes.Load()>>20, reloads, reloadsSeen, failed.Load())
 	if reloadsSeen < float64(reloads) {
 		t.Errorf("only %v reloads applied, want at least %d", reloadsSeen, reloads)
+	}
+}
+
+// dialMany opens n connections to dbid.
+func (c *chaosIngress) dialMany(t *testing.T, dbid string, n int) []*tls.Conn {
+	t.Helper()
+	open := make([]*tls.Conn, n)
+	for i := range open {
+		conn, err := c.dial(dbid)
+		if err != nil {
+			t.Fatalf("opening connection %d: %v", i, err)
+		}
+		open[i] = conn
+	}
+	return open
+}
+
+// replaceCertificate swaps the ingress's certificate and key for ones from
+// a new dev CA, each file by rename, as a certificate manager does.
+func (c *chaosIngress) replaceCertificate(t *testing.T) {
+	t.Helper()
+	if _, err := tlsconfig.WriteDevCerts(filepath.Join(c.dir, "new"), []string{"*.production-orch-0000.neo4j.io"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"tls.crt", "tls.key"} {
+		b, _ := os.ReadFile(filepath.Join(c.dir, "new", f))
+		os.WriteFile(filepath.Join(c.dir, f+".new"), b, 0o600)
+		os.Rename(filepath.Join(c.dir, f+".new"), filepath.Join(c.dir, f))
 	}
 }
 

@@ -285,6 +285,7 @@ func (p *process) wait(ctx context.Context) error {
 		p.notify(sdnotify.Stopping)
 		p.delayShutdown()
 	case err := <-p.serveErr:
+		p.notify(sdnotify.Stopping)
 		p.shutdown()
 		return err
 	}
