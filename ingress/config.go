@@ -15,6 +15,7 @@ const (
 	DefaultDialTimeout      = 5 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultDrainTimeout     = 30 * time.Second
+	DefaultParkAfter        = 2 * time.Second
 	DefaultMaxConnections   = 100000
 	DefaultAdminAddress     = "127.0.0.1:9090"
 	DefaultBackendCooldown  = 10 * time.Second
@@ -104,7 +105,11 @@ type BackendTLSConfig struct {
 type Timeouts struct {
 	Handshake time.Duration `yaml:"handshake"` // PROXY header and TLS handshake together
 	Idle      time.Duration `yaml:"idle"`      // no byte either way for this long closes; 0 = never
-	Drain     time.Duration `yaml:"drain"`     // how long SIGTERM waits for open connections
+	// Park is how long one direction of a connection may be quiet before
+	// its goroutine ends and the socket waits on the parker (epoll): an
+	// idle connection then holds no goroutine stack. 0 = never.
+	Park  time.Duration `yaml:"park"`
+	Drain time.Duration `yaml:"drain"` // how long SIGTERM waits for open connections
 	// ShutdownDelay is how long, after SIGTERM, /readyz says 503 while the
 	// listeners still accept: a load balancer keeps sending new connections
 	// until its health checks see the 503 and it deregisters the target.

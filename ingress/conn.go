@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,7 +42,8 @@ type conn struct {
 	explain       bool   // the refusal completes the handshake and is explained
 	unexplained   bool   // explainable, but over max_explained_per_second: alerted
 	sni           string
-	rev           revokeState // its entry in the registry of routed connections (revoke.go)
+	rev           revokeState          // its entry in the registry of routed connections (revoke.go)
+	pipe          atomic.Pointer[pipe] // its copy, once it has one
 
 	log connLog
 }
@@ -64,6 +66,16 @@ func (c countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	*c.n += int64(n)
 	return n, err
+}
+
+// abort closes the connection from outside its copy (the drain's end, a
+// revocation): the copy's reads and writes fail, and a parked direction,
+// whose socket leaves the epoll set without an event, is resumed to see it.
+func (c *conn) abort() {
+	c.Close()
+	if p := c.pipe.Load(); p != nil {
+		p.closedOutside()
+	}
 }
 
 // CloseWrite sends the TCP FIN that tls.Conn.CloseWrite (close_notify only) does not.
@@ -95,7 +107,7 @@ type connLog struct {
 // and the last direction to finish calls finish.
 func (c *conn) serve() {
 	c.log.start = time.Now()
-	c.stop = context.AfterFunc(c.l.srv.hardStop, func() { c.Close() })
+	c.stop = context.AfterFunc(c.l.srv.hardStop, c.abort)
 	c.l.srv.metrics.opened(c.l.svc)
 	tc, backend := c.open()
 	if backend == nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -40,6 +41,10 @@ var (
 // errIdle ends a connection that moved no byte either way for timeouts.idle.
 var errIdle = errors.New("idle timeout")
 
+// errParked ends a direction's goroutine, not the connection: its source
+// was quiet for timeouts.park, and it waits on the parker (park_linux.go).
+var errParked = errors.New("parked")
+
 // halfCloser is a connection whose write side can be shut alone.
 type halfCloser interface{ CloseWrite() error }
 
@@ -49,38 +54,84 @@ const (
 	down        // backend to client
 )
 
+// Direction states: copying on a goroutine, or parked without one.
+const (
+	copying int32 = iota
+	parked
+)
+
 // pipe is the shared state of the two copy directions of one connection.
 type pipe struct {
-	client  *tls.Conn
-	raw     *conn
-	backend net.Conn
-	idle    time.Duration
-	last    atomic.Int64 // unix nanoseconds of the last byte moved either way
-	running atomic.Int32 // directions still copying
-	n       [2]int64
-	errs    [2]error
+	srv       *Server
+	client    *tls.Conn
+	raw       *conn
+	backend   net.Conn
+	idle      time.Duration
+	parkAfter time.Duration // 0: never park
+	last      atomic.Int64  // unix nanoseconds of the last byte moved either way
+	running   atomic.Int32  // directions still copying, parked or not
+	n         [2]int64      // bytes moved; each written only by its direction
+	errs      [2]error
+
+	// Parking (park_linux.go): each direction's state, its source socket,
+	// its epoll registration, and its idle timer while parked.
+	state      [2]atomic.Int32
+	src        [2]syscall.RawConn // nil: that direction never parks
+	parkID     [2]uint64
+	idleTimer  [2]*time.Timer
+	goroutines atomic.Int32 // copy goroutines alive: 0 with directions open is a parked connection
+	closed     atomic.Bool  // a side was closed from outside the copy: parked directions resume to end
 }
 
 // startCopy copies client↔backend on two fresh goroutines and returns at
 // once, propagating half-closes. The caller's goroutine grew its stack in
-// the handshake; a fresh one starts small, and an idle connection holds
-// its goroutines' stacks for as long as it lasts. The last direction to
+// the handshake; a fresh one starts small. A direction whose source is
+// quiet for timeouts.park gives up its goroutine and waits on the parker,
+// so that an idle connection holds no stack at all. The last direction to
 // finish closes the backend, records the bytes moved (in: client→backend)
 // and the errors that were not the ordinary end of a connection, and
 // finishes the connection.
 func (s *Server) startCopy(c *conn, client *tls.Conn, backend net.Conn) {
-	p := &pipe{client: client, raw: c, backend: backend, idle: s.cfg.Timeouts.Idle}
+	p := &pipe{srv: s, client: client, raw: c, backend: backend, idle: s.cfg.Timeouts.Idle}
+	if s.parker != nil {
+		p.parkAfter = s.cfg.Timeouts.Park
+		p.src[up], p.src[down] = rawConn(client.NetConn()), rawConn(backend)
+	}
 	p.last.Store(time.Now().UnixNano())
 	p.running.Store(2)
+	p.goroutines.Store(2)
+	c.pipe.Store(p)
 	go s.copyUp(p)
 	go s.copyDown(p)
+}
+
+// rawConn is the socket beneath c, for the parker; nil if there is none.
+func rawConn(c net.Conn) syscall.RawConn {
+	if tc, ok := c.(*tls.Conn); ok { // a TLS backend leg
+		c = tc.NetConn()
+	}
+	if cc, ok := c.(*conn); ok {
+		if cc.tcp == nil {
+			return nil // a listener that hides the socket
+		}
+		c = cc.tcp
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok || sc == nil {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }
 
 // copyUp and copyDown are the two directions, named so that they read
 // clearly in goroutine dumps.
 func (s *Server) copyUp(p *pipe) {
-	defer p.finish(s, up)
-	p.n[up], p.errs[up] = p.copy(p.client.NetConn(), p.backend, p.client, &recordPool, func() error {
+	defer p.end(up)
+	p.errs[up] = p.copy(up, p.client.NetConn(), p.backend, p.client, &recordPool, func() error {
 		if hc, ok := p.backend.(halfCloser); ok {
 			return hc.CloseWrite()
 		}
@@ -89,8 +140,8 @@ func (s *Server) copyUp(p *pipe) {
 }
 
 func (s *Server) copyDown(p *pipe) {
-	defer p.finish(s, down)
-	p.n[down], p.errs[down] = p.copy(p.backend, p.client, p.backend, &burstPool, func() error {
+	defer p.end(down)
+	p.errs[down] = p.copy(down, p.backend, p.client, p.backend, &burstPool, func() error {
 		// Backend finished sending: close_notify, then the TCP FIN that
 		// tls.Conn.CloseWrite does not send.
 		err := p.client.CloseWrite()
@@ -99,20 +150,34 @@ func (s *Server) copyDown(p *pipe) {
 	})
 }
 
-// finish ends one direction. A failure (or a panic, which ends this
-// connection only) closes both sides, which unblocks the other direction;
-// the last direction to finish reports the connection done.
-func (p *pipe) finish(s *Server, dir int) {
+// end is the end of a direction's goroutine: it parks the direction, or
+// finishes it. A panic ends this connection only.
+func (p *pipe) end(dir int) {
 	if r := recover(); r != nil {
-		s.recovered(r)
+		p.srv.recovered(r)
 		p.errs[dir] = fmt.Errorf("panic: %v", r)
 	}
-	if p.errs[dir] != nil {
-		p.client.Close()
-		p.backend.Close()
+	if p.errs[dir] == errParked {
+		p.park(dir) // the goroutine's last act: the direction may resume at once on another
+		return
 	}
-	if p.running.Add(-1) == 0 {
+	p.finish(dir)
+}
+
+// finish ends one direction. A failure closes both sides, which unblocks
+// (or resumes) the other direction; the last direction to finish reports
+// the connection done.
+func (p *pipe) finish(dir int) {
+	if p.errs[dir] != nil {
+		p.closeBoth()
+	}
+	left := p.running.Add(-1)
+	if p.goroutines.Add(-1) == 0 && left > 0 {
+		p.srv.metrics.parked(p.raw.l.svc, 1) // the other direction is parked
+	}
+	if left == 0 {
 		p.backend.Close()
+		p.srv.parker.forget(p.parkID)
 		log := &p.raw.log
 		log.in, log.out = p.n[up], p.n[down]
 		log.err = errors.Join(classify(p.errs[up], "client to backend"), classify(explainBackendAlert(p.errs[down]), "backend to client"))
@@ -120,11 +185,66 @@ func (p *pipe) finish(s *Server, dir int) {
 	}
 }
 
-// copy moves bytes from src to dst until src ends (then calls closeWrite)
-// or either side fails. deadlines is the connection whose read deadline
-// bounds idleness of src (the raw TCP side for a tls.Conn); bursts take
-// their buffer from pool.
-func (p *pipe) copy(deadlines net.Conn, dst io.Writer, src io.Reader, pool *sync.Pool, closeWrite func() error) (int64, error) {
+// closeBoth closes both sides and resumes a parked direction, which then
+// finds its source closed and finishes.
+func (p *pipe) closeBoth() {
+	p.client.Close()
+	p.backend.Close()
+	p.closedOutside()
+}
+
+// closedOutside resumes the parked directions of a connection one of whose
+// sides was closed: a closed socket leaves the epoll set without an event.
+func (p *pipe) closedOutside() {
+	p.closed.Store(true)
+	p.resume(up)
+	p.resume(down)
+}
+
+// park waits for dir's source to be readable without a goroutine. If the
+// socket cannot be watched, or the connection was closed meanwhile, the
+// direction resumes at once.
+func (p *pipe) park(dir int) {
+	p.errs[dir] = nil
+	if p.idle > 0 {
+		wait := time.Until(time.Unix(0, p.last.Load()).Add(p.idle))
+		p.idleTimer[dir] = time.AfterFunc(wait, func() { p.resume(dir) })
+	}
+	p.state[dir].Store(parked)
+	if p.goroutines.Add(-1) == 0 {
+		p.srv.metrics.parked(p.raw.l.svc, 1)
+	}
+	err := p.srv.parker.park(p.src[dir], parkedDir{p, dir}, &p.parkID[dir])
+	if err != nil || p.closed.Load() {
+		p.resume(dir)
+	}
+}
+
+// resume gives a parked direction a goroutine again; it does nothing to
+// one that is copying.
+func (p *pipe) resume(dir int) {
+	if !p.state[dir].CompareAndSwap(parked, copying) {
+		return
+	}
+	if t := p.idleTimer[dir]; t != nil {
+		t.Stop()
+	}
+	if p.goroutines.Add(1) == 1 {
+		p.srv.metrics.parked(p.raw.l.svc, -1)
+	}
+	if dir == up {
+		go p.srv.copyUp(p)
+	} else {
+		go p.srv.copyDown(p)
+	}
+}
+
+// copy moves bytes from src to dst until src ends (then calls closeWrite),
+// either side fails, or src is quiet for p.parkAfter (errParked).
+// deadlines is the connection whose read deadline bounds the wait on src
+// (the raw TCP side for a tls.Conn); bursts take their buffer from pool.
+// The bytes moved add up in p.n[dir].
+func (p *pipe) copy(dir int, deadlines net.Conn, dst io.Writer, src io.Reader, pool *sync.Pool, closeWrite func() error) error {
 	idle := make([]byte, idleBufSize)
 	var big *[]byte // from the pool while a burst lasts
 	defer func() {
@@ -132,15 +252,20 @@ func (p *pipe) copy(deadlines net.Conn, dst io.Writer, src io.Reader, pool *sync
 			pool.Put(big)
 		}
 	}()
-	var total int64
+	// The read deadline is the nearer of the idle timeout (no byte either
+	// way) and the park time (no byte from src); it is moved only once
+	// half of it has passed, so a busy connection rarely touches it.
+	horizon := p.idle
+	if p.src[dir] != nil && p.parkAfter > 0 && (horizon == 0 || p.parkAfter < horizon) {
+		horizon = p.parkAfter
+	}
 	var deadline time.Time
+	now := time.Now()
+	lastRead := now
 	for {
-		if p.idle > 0 {
-			now := time.Now()
-			if deadline.Sub(now) < p.idle/2 {
-				deadline = now.Add(p.idle)
-				deadlines.SetReadDeadline(deadline)
-			}
+		if horizon > 0 && deadline.Sub(now) < horizon/2 {
+			deadline = p.deadline(dir, lastRead)
+			deadlines.SetReadDeadline(deadline)
 		}
 		buf := idle
 		if big != nil {
@@ -148,13 +273,15 @@ func (p *pipe) copy(deadlines net.Conn, dst io.Writer, src io.Reader, pool *sync
 		}
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
-			nw, werr := dst.Write(buf[:nr])
-			total += int64(nw)
-			if p.idle > 0 {
-				p.last.Store(time.Now().UnixNano())
+			if horizon > 0 {
+				now = time.Now()
+				lastRead = now
+				p.last.Store(now.UnixNano())
 			}
+			nw, werr := dst.Write(buf[:nr])
+			p.n[dir] += int64(nw)
 			if werr != nil {
-				return total, werr
+				return werr
 			}
 		}
 		switch {
@@ -170,19 +297,39 @@ func (p *pipe) copy(deadlines net.Conn, dst io.Writer, src io.Reader, pool *sync
 		switch {
 		case rerr == nil:
 		case errors.Is(rerr, io.EOF):
-			return total, closeWrite()
-		case errors.Is(rerr, os.ErrDeadlineExceeded) && p.idle > 0:
-			// Idle only if the other direction was quiet too.
-			last := time.Unix(0, p.last.Load())
-			if time.Since(last) >= p.idle {
-				return total, errIdle
+			return closeWrite()
+		case errors.Is(rerr, os.ErrDeadlineExceeded) && horizon > 0:
+			// A read that timed out leaves no plaintext buffered in a
+			// tls.Conn (at most part of a record, whose rest the socket
+			// brings): parked, nothing is left behind.
+			now = time.Now()
+			switch {
+			case p.idle > 0 && now.Sub(time.Unix(0, p.last.Load())) >= p.idle:
+				return errIdle // the other direction was quiet too
+			case p.src[dir] != nil && p.parkAfter > 0 && now.Sub(lastRead) >= p.parkAfter:
+				return errParked
 			}
-			deadline = last.Add(p.idle)
-			deadlines.SetReadDeadline(deadline)
+			deadline = time.Time{} // the other direction moved: wait on
 		default:
-			return total, rerr
+			return rerr
 		}
 	}
+}
+
+// deadline is when a direction whose source last gave bytes at lastRead
+// stops waiting: at the idle timeout of the whole connection, or at the
+// park time of the direction, whichever comes first.
+func (p *pipe) deadline(dir int, lastRead time.Time) time.Time {
+	var d time.Time
+	if p.idle > 0 {
+		d = time.Unix(0, p.last.Load()).Add(p.idle)
+	}
+	if p.src[dir] != nil && p.parkAfter > 0 {
+		if at := lastRead.Add(p.parkAfter); d.IsZero() || at.Before(d) {
+			d = at
+		}
+	}
+	return d
 }
 
 // classify drops the errors that are the ordinary end of a connection and

@@ -65,9 +65,9 @@ func BenchmarkCopy(b *testing.B) {
 			farClose()
 		}()
 		p := &pipe{}
-		n, err := p.copy(deadlines, dst, src, pool, func() error { return nil })
-		if err != nil || n != int64(b.N)*int64(len(chunk)) {
-			b.Fatalf("copied %d, %v", n, err)
+		err := p.copy(up, deadlines, dst, src, pool, func() error { return nil })
+		if n := p.n[up]; err != nil || n != int64(b.N)*int64(len(chunk)) {
+			b.Fatalf("copied %d, %v", p.n[up], err)
 		}
 	}
 

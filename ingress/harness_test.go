@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,6 +39,8 @@ type backend struct {
 	name     string
 	ln       net.Listener
 	accepted atomic.Int64
+	mu       sync.Mutex
+	conns    []net.Conn
 }
 
 func startBackend(t *testing.T, name string) *backend {
@@ -45,6 +48,9 @@ func startBackend(t *testing.T, name string) *backend {
 	b := &backend{name: name, ln: loopback.Listen(t)}
 	loopback.Serve(t, b.ln, func(c net.Conn) {
 		b.accepted.Add(1)
+		b.mu.Lock()
+		b.conns = append(b.conns, c)
+		b.mu.Unlock()
 		defer c.Close()
 		fmt.Fprintf(c, "hello %s\n", name)
 		io.Copy(c, c)
@@ -54,6 +60,15 @@ func startBackend(t *testing.T, name string) *backend {
 }
 
 func (b *backend) addr() string { return b.ln.Addr().String() }
+
+// closeAll closes the backend's connections, as an instance that stops.
+func (b *backend) closeAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.conns {
+		c.Close()
+	}
+}
 
 // closedAddr returns a loopback address that refuses connections until
 // the test ends.
@@ -81,6 +96,11 @@ type envSetup struct {
 }
 
 type envOption func(*envSetup)
+
+// testPark is the harness's timeouts.park: a direction quiet for this
+// long gives up its goroutine, so every test here has connections parked
+// and woken, half-closed, timed out, revoked and drained while parked.
+const testPark = 20 * time.Millisecond
 
 // withAlerts ends refusals with a TLS alert instead of explaining them.
 func withAlerts(s *envSetup) { s.Refusals = ingress.RefusalsAlert }
@@ -125,7 +145,7 @@ func startEnv(t *testing.T, routesYAML string, opts ...envOption) *env {
 		},
 		// Failure bounds, far from anything a test waits for: tests of the
 		// timeouts set their own.
-		Timeouts: ingress.Timeouts{Handshake: testenv.WaitTimeout, Drain: 5 * time.Second},
+		Timeouts: ingress.Timeouts{Handshake: testenv.WaitTimeout, Drain: 5 * time.Second, Park: testPark},
 		Limits:   ingress.Limits{MaxConnections: 1000},
 		Backend:  ingress.BackendConfig{DialTimeout: testenv.WaitTimeout},
 	}

@@ -51,6 +51,7 @@ type Metrics struct {
 	reloads   *prometheus.CounterVec
 	panics    prometheus.Counter
 	revokes   [routing.NumServices]prometheus.Counter // ingress_connections_revoked_total (revoke.go)
+	parkedNow [routing.NumServices]prometheus.Gauge   // ingress_parked_connections (copy.go)
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -67,6 +68,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name:    "ingress_handshake_duration_seconds",
 		Help:    "Time from accept to a completed TLS handshake.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+	}, []string{"service"})
+	parked := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ingress_parked_connections",
+		Help: "Open connections idle long enough (timeouts.park) to hold no goroutine, by service.",
 	}, []string{"service"})
 	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ingress_bytes_total",
@@ -101,13 +106,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.conns[s][r] = conns.WithLabelValues(name, r.String())
 		}
 		m.active[s] = active.WithLabelValues(name)
+		m.parkedNow[s] = parked.WithLabelValues(name)
 		m.handshake[s] = handshake.WithLabelValues(name)
 		m.bytesIn[s] = bytes.WithLabelValues(name, "in")
 		m.bytesOut[s] = bytes.WithLabelValues(name, "out")
 	}
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("error")
-	reg.MustRegister(conns, active, handshake, bytes, m.dialDur, m.dialErrs, m.routes, m.reloads, m.panics)
+	reg.MustRegister(conns, active, parked, handshake, bytes, m.dialDur, m.dialErrs, m.routes, m.reloads, m.panics)
 	m.revokes = newRevokedCounter(reg)
 	return m
 }
@@ -118,6 +124,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) opened(svc routing.Service) {
 	if m != nil {
 		m.active[svc].Inc()
+	}
+}
+
+// parked counts connections that lost (1) or regained (-1) their last
+// copy goroutine.
+func (m *Metrics) parked(svc routing.Service, delta float64) {
+	if m != nil {
+		m.parkedNow[svc].Add(delta)
 	}
 }
 

@@ -267,7 +267,7 @@ func (s *Server) revokeNow(gen uint64, conns []*conn) {
 	}
 	s.logger.Info("closing connections whose access a routes reload revoked", zap.Int("connections", len(closing)))
 	for _, c := range closing {
-		c.Close() // the copy's reads and writes fail, and the copy finishes the connection
+		c.abort() // the copy's reads and writes fail, and the copy finishes the connection
 	}
 }
 

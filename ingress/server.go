@@ -58,6 +58,7 @@ type Server struct {
 	inboundPP  proxyPolicy // inbound PROXY protocol
 	explains   bool        // refusals are answered in the service's protocol
 	limits     *connLimits // max_connections_per_source and _per_endpoint
+	parker     *parker     // idle copy directions without goroutines; nil: none park
 
 	listeners []*listener
 	accepting sync.WaitGroup // accept loops, so that no admit races the drain
@@ -144,6 +145,12 @@ func New(cfg Config, opts Options) (*Server, error) {
 		d := &net.Dialer{}
 		s.dial = d.DialContext
 	}
+	if cfg.Timeouts.Park > 0 {
+		if s.parker, err = newParker(); err != nil {
+			s.logger.Warn("idle connections keep their goroutines", zap.Error(err))
+			s.parker = nil
+		}
+	}
 	s.hardStop, s.hardCancel = context.WithCancel(context.Background())
 	for _, lc := range cfg.Listeners {
 		l := newListener(s, lc, opts.Certs)
@@ -198,6 +205,7 @@ func (s *Server) Serve() error {
 	if !s.closing.Load() { // a Shutdown that came first stays in force
 		s.ready.Store(true)
 	}
+	s.parker.start()
 	for i, l := range s.listeners {
 		s.accepting.Go(func() { errs[i] = l.acceptLoop() })
 	}
@@ -230,11 +238,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.hardCancel()
+		s.parker.stop()
 		return nil
 	case <-ctx.Done():
 		s.logger.Warn("drain timed out; closing open connections", zap.Int64("open", s.active.Load()))
 		s.hardCancel()
 		<-done
+		s.parker.stop()
 		return ctx.Err()
 	}
 }

@@ -73,6 +73,14 @@ func startChaosIngress(t *testing.T, routes string, extra string, wrap ...string
 	// Ports chosen by the kernel, read back from the log. The bolt listener
 	// and the admin server share a configured address: a hand-over must
 	// still pass each socket on to its own part.
+	// Connections park (give up their goroutines) after 10 ms of quiet,
+	// not 2 s: every chaos test has parked connections woken, drained,
+	// handed over and cut, as well as busy ones.
+	if strings.Contains(extra, "timeouts: {") {
+		extra = strings.Replace(extra, "timeouts: {", "timeouts: {park: 10ms, ", 1)
+	} else {
+		extra += "timeouts: {park: 10ms}\n"
+	}
 	cfg := fmt.Sprintf(`orchestras: ["0000"]
 listeners: [{service: bolt, address: "127.0.0.1:0"}]
 tls: {certificates: [{cert: %q, key: %q}]}

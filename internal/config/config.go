@@ -392,6 +392,7 @@ func (v *validator) backend(b ingress.BackendConfig) ingress.BackendConfig {
 func (v *validator) timeouts(t ingress.Timeouts) ingress.Timeouts {
 	v.duration(&t.Handshake, ingress.DefaultHandshakeTimeout, false, "timeouts", "handshake")
 	v.duration(&t.Idle, 0, true, "timeouts", "idle")
+	v.duration(&t.Park, ingress.DefaultParkAfter, true, "timeouts", "park")
 	v.duration(&t.Drain, ingress.DefaultDrainTimeout, true, "timeouts", "drain")
 	v.duration(&t.ShutdownDelay, 0, true, "timeouts", "shutdown_delay")
 	return t

@@ -152,7 +152,7 @@ func testParseDesignExample(t *testing.T) {
 	eq(t, "TLS.ACME", cfg.TLS.ACME, tlsconfig.ACME{})
 	eq(t, "Routes.File", cfg.Routes.File, filepath.Join(dir, "routes.yaml"))
 	eq(t, "Backend", cfg.Ingress.Backend, ingress.BackendConfig{DialTimeout: 5 * time.Second})
-	eq(t, "Timeouts", cfg.Ingress.Timeouts, ingress.Timeouts{Handshake: 10 * time.Second, Drain: 30 * time.Second})
+	eq(t, "Timeouts", cfg.Ingress.Timeouts, ingress.Timeouts{Handshake: 10 * time.Second, Drain: 30 * time.Second, Park: ingress.DefaultParkAfter})
 	eq(t, "Limits.MaxConnections", cfg.Ingress.Limits.MaxConnections, 100000)
 	eq(t, "Refusals", cfg.Ingress.Refusals, ingress.RefusalsExplain)
 	eq(t, "Admin.Address", cfg.Admin.Address, "127.0.0.1:9090")
@@ -198,7 +198,7 @@ func testParseEveryValueSet(t *testing.T) {
 			ServerName: "backend.internal",
 		},
 	})
-	eq(t, "Timeouts", cfg.Ingress.Timeouts, ingress.Timeouts{Handshake: 7 * time.Second, Idle: 5 * time.Minute, Drain: 90 * time.Second})
+	eq(t, "Timeouts", cfg.Ingress.Timeouts, ingress.Timeouts{Handshake: 7 * time.Second, Idle: 5 * time.Minute, Drain: 90 * time.Second, Park: ingress.DefaultParkAfter})
 	eq(t, "Limits.MaxConnections", cfg.Ingress.Limits.MaxConnections, 5000)
 	eq(t, "Refusals", cfg.Ingress.Refusals, ingress.RefusalsAlert)
 	eq(t, "Admin.Address", cfg.Admin.Address, "0.0.0.0:9191")
