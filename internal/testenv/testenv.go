@@ -7,6 +7,7 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -85,6 +86,36 @@ func Poll(timeout time.Duration, cond func() bool) bool {
 		time.Sleep(delay)
 	}
 	return true
+}
+
+// ErrExited says that a server a helper started ended before it served.
+var ErrExited = errors.New("exited before serving")
+
+// WaitServing polls serving until it returns nil; until the process whose
+// end closes exited has ended (ErrExited: the caller reads its log, for
+// an address in use, say); or until WaitTimeout passes (an error with
+// serving's last). The helpers that start servers (etcd, Pebble, Knot)
+// tell "ready", "gone" and "stuck" apart with it.
+func WaitServing(exited <-chan struct{}, serving func() error) error {
+	var last error
+	ok := Poll(WaitTimeout, func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+		}
+		last = serving()
+		return last == nil
+	})
+	select {
+	case <-exited:
+		return ErrExited
+	default:
+	}
+	if !ok {
+		return fmt.Errorf("no answer within %v: %v", WaitTimeout, last)
+	}
+	return nil
 }
 
 // Binary is a program built at most once for a test package, on the

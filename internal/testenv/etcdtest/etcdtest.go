@@ -169,20 +169,13 @@ func (e *Etcd) launch() error {
 		return fmt.Errorf("etcd client: %w", err)
 	}
 	defer c.Close()
-	var lastErr error
-	ready := testenv.Poll(testenv.WaitTimeout, func() bool {
-		select {
-		case <-exited:
-			return true
-		default:
-		}
+	ready := testenv.WaitServing(exited, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_, lastErr = c.Get(ctx, "health")
-		return lastErr == nil
+		_, err := c.Get(ctx, "health")
+		return err
 	})
-	select {
-	case <-exited:
+	if errors.Is(ready, testenv.ErrExited) {
 		e.cmd, e.exited = nil, nil
 		out := make([]byte, 4096)
 		n, _ := e.log.ReadAt(out, mark)
@@ -190,11 +183,10 @@ func (e *Etcd) launch() error {
 			return fmt.Errorf("%w: %s", errPortTaken, line)
 		}
 		return fmt.Errorf("etcd exited: %v\n%s", cmd.ProcessState, out[:n])
-	default:
 	}
-	if !ready {
+	if ready != nil {
 		e.Stop()
-		return fmt.Errorf("no answer within %v: %v", testenv.WaitTimeout, lastErr)
+		return ready
 	}
 	return nil
 }

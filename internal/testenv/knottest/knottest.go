@@ -204,24 +204,13 @@ func (k *Knot) launch(t testing.TB, knotd, dir, rundir string, try int) error {
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); logs.Close(); close(exited) }()
 	k.Addr = fmt.Sprintf("127.0.0.1:%d", port)
-	var lastErr error
-	ready := testenv.Poll(testenv.WaitTimeout, func() bool {
-		select {
-		case <-exited:
-			return true
-		default:
-		}
-		lastErr = k.answersSOA()
-		return lastErr == nil
-	})
-	select {
-	case <-exited:
+	ready := testenv.WaitServing(exited, k.answersSOA)
+	if errors.Is(ready, testenv.ErrExited) {
 		out, _ := os.ReadFile(k.log)
 		if line := testenv.AddrInUse(string(out)); line != "" {
 			return fmt.Errorf("%w: %s", errPortTaken, line)
 		}
 		return fmt.Errorf("knotd exited: %v\n%s", cmd.ProcessState, out)
-	default:
 	}
 	stop := func() {
 		cmd.Process.Signal(syscall.SIGTERM) // knotd flushes its databases and exits
@@ -232,9 +221,9 @@ func (k *Knot) launch(t testing.TB, knotd, dir, rundir string, try int) error {
 			<-exited
 		}
 	}
-	if !ready {
+	if ready != nil {
 		stop()
-		return fmt.Errorf("no answer within %v: %v", testenv.WaitTimeout, lastErr)
+		return ready
 	}
 	t.Cleanup(func() {
 		stop()

@@ -136,34 +136,27 @@ func (p *Pebble) launch(t testing.TB, bin, dir string, try int, files tlsconfig.
 	}
 	p.Directory = fmt.Sprintf("https://localhost:%d/dir", port)
 	p.mgmt = fmt.Sprintf("https://localhost:%d", mgmt)
-	var lastErr error
-	ready := testenv.Poll(testenv.WaitTimeout, func() bool {
-		select {
-		case <-exited:
-			return true
-		default:
-		}
+	ready := testenv.WaitServing(exited, func() error {
 		resp, err := p.client.Get(p.Directory)
 		if err != nil {
-			lastErr = err
-			return false
+			return err
 		}
 		resp.Body.Close()
-		lastErr = fmt.Errorf("GET %s: %s", p.Directory, resp.Status)
-		return resp.StatusCode == 200
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("GET %s: %s", p.Directory, resp.Status)
+		}
+		return nil
 	})
-	select {
-	case <-exited:
+	if errors.Is(ready, testenv.ErrExited) {
 		out, _ := os.ReadFile(logs.Name())
 		if line := testenv.AddrInUse(string(out)); line != "" {
 			return fmt.Errorf("%w: %s", errPortTaken, line)
 		}
 		return fmt.Errorf("pebble exited: %v\n%s", cmd.ProcessState, out)
-	default:
 	}
-	if !ready {
+	if ready != nil {
 		stop()
-		return fmt.Errorf("no answer within %v: %v", testenv.WaitTimeout, lastErr)
+		return ready
 	}
 	t.Cleanup(func() {
 		stop()
