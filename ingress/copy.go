@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/neo4j/private-ingress/routing"
 )
 
 // copyBufSize holds one full TLS record of plaintext: a tls.Conn returns
@@ -105,6 +107,13 @@ func (s *Server) startCopy(c *conn, client *tls.Conn, backend net.Conn) {
 	go s.copyDown(p)
 }
 
+// parkedChanged counts a connection that lost (1) or regained (-1) its
+// last copy goroutine.
+func (s *Server) parkedChanged(svc routing.Service, delta int64) {
+	s.parked.Add(delta)
+	s.metrics.parked(svc, float64(delta))
+}
+
 // rawConn is the socket beneath c, for the parker; nil if there is none.
 func rawConn(c net.Conn) syscall.RawConn {
 	if tc, ok := c.(*tls.Conn); ok { // a TLS backend leg
@@ -173,7 +182,7 @@ func (p *pipe) finish(dir int) {
 	}
 	left := p.running.Add(-1)
 	if p.goroutines.Add(-1) == 0 && left > 0 {
-		p.srv.metrics.parked(p.raw.l.svc, 1) // the other direction is parked
+		p.srv.parkedChanged(p.raw.l.svc, 1) // the other direction is parked
 	}
 	if left == 0 {
 		p.backend.Close()
@@ -212,7 +221,7 @@ func (p *pipe) park(dir int) {
 	}
 	p.state[dir].Store(parked)
 	if p.goroutines.Add(-1) == 0 {
-		p.srv.metrics.parked(p.raw.l.svc, 1)
+		p.srv.parkedChanged(p.raw.l.svc, 1)
 	}
 	err := p.srv.parker.park(p.src[dir], parkedDir{p, dir}, &p.parkID[dir])
 	if err != nil || p.closed.Load() {
@@ -230,7 +239,7 @@ func (p *pipe) resume(dir int) {
 		t.Stop()
 	}
 	if p.goroutines.Add(1) == 1 {
-		p.srv.metrics.parked(p.raw.l.svc, -1)
+		p.srv.parkedChanged(p.raw.l.svc, -1)
 	}
 	if dir == up {
 		go p.srv.copyUp(p)

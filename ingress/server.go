@@ -63,6 +63,7 @@ type Server struct {
 	listeners []*listener
 	accepting sync.WaitGroup // accept loops, so that no admit races the drain
 	active    atomic.Int64
+	parked    atomic.Int64 // open connections without a copy goroutine (copy.go)
 	conns     sync.WaitGroup
 	revokes   revocations // routed connections by instance, for reloads that revoke access (revoke.go)
 	ready     atomic.Bool
@@ -251,6 +252,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Active returns the number of open connections.
 func (s *Server) Active() int64 { return s.active.Load() }
+
+// Parked returns the number of open connections idle past timeouts.park,
+// which hold no goroutine.
+func (s *Server) Parked() int64 { return s.parked.Load() }
 
 // listener is one bound service.
 type listener struct {
