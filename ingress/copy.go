@@ -262,30 +262,28 @@ func (p *pipe) copy(dir int, deadlines net.Conn, dst io.Writer, src io.Reader, p
 		}
 	}()
 	// The read deadline is the nearer of the idle timeout (no byte either
-	// way) and the park time (no byte from src); it is moved only once
-	// half of it has passed, so a busy connection rarely touches it.
-	horizon := p.idle
-	if p.src[dir] != nil && p.parkAfter > 0 && (horizon == 0 || p.parkAfter < horizon) {
-		horizon = p.parkAfter
-	}
+	// way) and the park time (no byte from src). It is set once and moved
+	// only when it passes, so that a busy direction reads the clock only
+	// where the idle timeout needs it (p.last).
+	parks := p.src[dir] != nil && p.parkAfter > 0
+	timed := p.idle > 0 || parks
 	var deadline time.Time
-	now := time.Now()
-	lastRead := now
+	quietSince := time.Now() // src gave nothing since, unless moved
+	moved := false
+	if timed {
+		deadline = p.deadline(quietSince, parks)
+		deadlines.SetReadDeadline(deadline)
+	}
 	for {
-		if horizon > 0 && deadline.Sub(now) < horizon/2 {
-			deadline = p.deadline(dir, lastRead)
-			deadlines.SetReadDeadline(deadline)
-		}
 		buf := idle
 		if big != nil {
 			buf = *big
 		}
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
-			if horizon > 0 {
-				now = time.Now()
-				lastRead = now
-				p.last.Store(now.UnixNano())
+			moved = true
+			if p.idle > 0 {
+				p.last.Store(time.Now().UnixNano())
 			}
 			nw, werr := dst.Write(buf[:nr])
 			p.n[dir] += int64(nw)
@@ -307,34 +305,38 @@ func (p *pipe) copy(dir int, deadlines net.Conn, dst io.Writer, src io.Reader, p
 		case rerr == nil:
 		case errors.Is(rerr, io.EOF):
 			return closeWrite()
-		case errors.Is(rerr, os.ErrDeadlineExceeded) && horizon > 0:
+		case errors.Is(rerr, os.ErrDeadlineExceeded) && timed:
 			// A read that timed out leaves no plaintext buffered in a
 			// tls.Conn (at most part of a record, whose rest the socket
 			// brings): parked, nothing is left behind.
-			now = time.Now()
+			now := time.Now()
 			switch {
 			case p.idle > 0 && now.Sub(time.Unix(0, p.last.Load())) >= p.idle:
 				return errIdle // the other direction was quiet too
-			case p.src[dir] != nil && p.parkAfter > 0 && now.Sub(lastRead) >= p.parkAfter:
+			case parks && !moved && now.Sub(quietSince) >= p.parkAfter:
 				return errParked
 			}
-			deadline = time.Time{} // the other direction moved: wait on
+			if moved {
+				quietSince, moved = now, false
+			}
+			deadline = p.deadline(quietSince, parks)
+			deadlines.SetReadDeadline(deadline)
 		default:
 			return rerr
 		}
 	}
 }
 
-// deadline is when a direction whose source last gave bytes at lastRead
-// stops waiting: at the idle timeout of the whole connection, or at the
-// park time of the direction, whichever comes first.
-func (p *pipe) deadline(dir int, lastRead time.Time) time.Time {
+// deadline is when a direction whose source has been quiet since
+// quietSince stops waiting: at the idle timeout of the whole connection,
+// or at its park time if it parks, whichever comes first.
+func (p *pipe) deadline(quietSince time.Time, parks bool) time.Time {
 	var d time.Time
 	if p.idle > 0 {
 		d = time.Unix(0, p.last.Load()).Add(p.idle)
 	}
-	if p.src[dir] != nil && p.parkAfter > 0 {
-		if at := lastRead.Add(p.parkAfter); d.IsZero() || at.Before(d) {
+	if parks {
+		if at := quietSince.Add(p.parkAfter); d.IsZero() || at.Before(d) {
 			d = at
 		}
 	}
