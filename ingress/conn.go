@@ -393,7 +393,9 @@ func (l *listener) finished(c *conn) {
 	s.limits.release(c.slot)
 	s.active.Add(-1)
 	defer s.conns.Done()
-	s.metrics.closed(l.svc, rec.result, rec.in, rec.out)
+	// Counted once its line is written: whoever sees the count (a test, a
+	// scrape followed by a log search) finds the line too.
+	defer s.metrics.closed(l.svc, rec.result, rec.in, rec.out)
 	if rec.quiet {
 		return
 	}
