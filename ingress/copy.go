@@ -74,6 +74,9 @@ type pipe struct {
 	running   atomic.Int32  // directions still copying, parked or not
 	n         [2]int64      // bytes moved; each written only by its direction
 	errs      [2]error
+	// backendWriteFailed: the client→backend direction ended on a write
+	// to the backend (written before that direction finishes).
+	backendWriteFailed bool
 
 	// Parking (park_linux.go): each direction's state, its source socket,
 	// its epoll registration, and its idle timer while parked.
@@ -177,7 +180,18 @@ func (p *pipe) end(dir int) {
 // (or resumes) the other direction; the last direction to finish reports
 // the connection done.
 func (p *pipe) finish(dir int) {
-	if p.errs[dir] != nil {
+	switch {
+	case p.errs[dir] == nil:
+	case dir == up && p.backendWriteFailed:
+		// The backend went while the client's bytes were on their way:
+		// what it said as it went (a TLS 1.3 backend's alert about the
+		// client certificate) is still to be read, so the other
+		// direction reads on, for a second at most, instead of having
+		// the socket closed under it.
+		p.client.Close()
+		p.backend.SetReadDeadline(time.Now().Add(time.Second))
+		p.closedOutside()
+	default:
 		p.closeBoth()
 	}
 	left := p.running.Add(-1)
@@ -288,6 +302,7 @@ func (p *pipe) copy(dir int, deadlines net.Conn, dst io.Writer, src io.Reader, p
 			nw, werr := dst.Write(buf[:nr])
 			p.n[dir] += int64(nw)
 			if werr != nil {
+				p.backendWriteFailed = dir == up
 				return werr
 			}
 		}
