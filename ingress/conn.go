@@ -25,10 +25,10 @@ import (
 // data path), what was decided about it, and what its log line will say.
 type conn struct {
 	net.Conn
-	l    *listener
-	tcp  *net.TCPConn // for CloseWrite; nil if the listener hides it
-	read int64        // bytes read from the wire, to tell a bare connect from a failed hello
-	stop func() bool  // unhooks the close at the drain's end
+	l         *listener
+	tcp       *net.TCPConn // for CloseWrite; nil if the listener hides it
+	read      int64        // bytes read from the wire, to tell a bare connect from a failed hello
+	openShard uint8        // its entry in Server.open
 
 	afterHeader int64     // bytes read above a PROXY header: what the TLS handshake got
 	slot        limitSlot // held against max_connections_per_source and _per_endpoint
@@ -107,7 +107,10 @@ type connLog struct {
 // and the last direction to finish calls finish.
 func (c *conn) serve() {
 	c.log.start = time.Now()
-	c.stop = context.AfterFunc(c.l.srv.hardStop, c.abort)
+	c.l.srv.open.add(c)
+	if c.l.srv.hardStop.Err() != nil {
+		c.abort() // the drain ended while it was being accepted
+	}
 	c.l.srv.metrics.opened(c.l.svc)
 	tc, backend := c.open()
 	if backend == nil {
@@ -122,7 +125,7 @@ func (c *conn) serve() {
 // finish ends the connection: it closes the client side, then writes the
 // one log line and counts it. It runs once, from serve or from the copy.
 func (c *conn) finish() {
-	c.stop()
+	c.l.srv.open.remove(c)
 	c.Close()
 	c.l.srv.unregister(c)
 	c.l.finished(c)

@@ -331,15 +331,26 @@ func TestDrainWaitsForOpenConnections(t *testing.T) {
 
 func TestDrainTimeoutClosesWhatIsLeft(t *testing.T) {
 	a := startBackend(t, "a")
-	e := startEnv(t, twoInstances(a, a))
+	e := startEnv(t, twoInstances(a, a), func(c *envSetup) { c.Timeouts.Handshake = time.Hour })
 	c, r, _ := e.mustGreet("bolt", fqdn("abcd1234"))
 	defer c.Close()
-	err := e.shutdown(200 * time.Millisecond)
+	// And one in its handshake, which has sent nothing yet.
+	silent, err := net.Dial("tcp", e.addr("bolt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	testenv.WaitFor(t, "both connections to be accepted", func() bool { return e.srv.Active() == 2 })
+	err = e.shutdown(200 * time.Millisecond)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown: %v, want the drain deadline", err)
 	}
 	if _, err := r.ReadString('\n'); err == nil {
 		t.Fatal("connection still open after the drain timeout")
+	}
+	silent.SetReadDeadline(time.Now().Add(testenv.WaitTimeout))
+	if _, err := silent.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection in its handshake after the drain timeout: %v, want it closed", err)
 	}
 	if n := e.srv.Active(); n != 0 {
 		t.Fatalf("%d connections still active", n)

@@ -65,10 +65,12 @@ type Server struct {
 	active    atomic.Int64
 	parked    atomic.Int64 // open connections without a copy goroutine (copy.go)
 	conns     sync.WaitGroup
+	open      openConns   // the connections conns counts, for the drain's end
 	revokes   revocations // routed connections by instance, for reloads that revoke access (revoke.go)
 	ready     atomic.Bool
 
-	// hardStop closes every connection still open when the drain ends.
+	// hardStop ends when the drain does: backend dials and explanations
+	// in flight stop, and the connections still open are closed.
 	hardStop   context.Context
 	hardCancel context.CancelFunc
 	closing    atomic.Bool
@@ -244,6 +246,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.logger.Warn("drain timed out; closing open connections", zap.Int64("open", s.active.Load()))
 		s.hardCancel()
+		for _, c := range s.open.all() {
+			c.abort()
+		}
 		<-done
 		s.parker.stop()
 		return ctx.Err()

@@ -260,6 +260,7 @@ run_proxy() {
 		sleep 3
 		held=$(rss_kib "$pid")
 		if [[ -n ${PROFILE:-} && $name == ingress ]]; then
+			mkdir -p "$PROFILE"
 			curl -s -o "$PROFILE/$leaves-idle-heap-$round.pprof" "http://127.0.0.1:$admin_port/debug/pprof/heap"
 			curl -s -o "$PROFILE/$leaves-idle-goroutine-$round.txt" "http://127.0.0.1:$admin_port/debug/pprof/goroutine?debug=1"
 		fi
