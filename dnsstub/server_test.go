@@ -36,7 +36,9 @@ func routesTable(t *testing.T, dbids ...string) *routing.Table {
 
 func startStub(t *testing.T, cfg dnsstub.Config, routes *routing.Holder) (*dnsstub.Server, *prometheus.Registry) {
 	t.Helper()
-	cfg.Address = "127.0.0.1:0"
+	if cfg.Address == "" {
+		cfg.Address = "127.0.0.1:0"
+	}
 	if cfg.TTL == 0 {
 		cfg.TTL = 60
 	}

@@ -1,14 +1,12 @@
 package dnsstub_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/neo4j/private-ingress/dnsstub"
@@ -28,22 +26,7 @@ func TestUDPBatchesAnswerEachSender(t *testing.T) {
 			} else {
 				probe.Close()
 			}
-			reg := prometheus.NewRegistry()
-			s := dnsstub.New(dnsstub.Options{
-				Config:    dnsstub.Config{Address: addr, TTL: 60, AnswerIPv4: []string{"10.10.10.10"}},
-				Namespace: ns, Registry: reg,
-			})
-			if err := s.Listen(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- s.Serve() }()
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
-				defer cancel()
-				s.Shutdown(ctx)
-				<-done
-			})
+			s, reg := startStub(t, dnsstub.Config{Address: addr, AnswerIPv4: []string{"10.10.10.10"}}, nil)
 			server, err := net.ResolveUDPAddr("udp", s.Addr())
 			if err != nil {
 				t.Fatal(err)
