@@ -45,6 +45,13 @@ type udpBatcher struct {
 	sends  [udpBatch]mmsghdr
 	outIov [udpBatch]unix.Iovec
 	queued int
+	sent   int // of the queued answers, during flush
+
+	// The calls, made once: a closure made per call would escape into
+	// the RawConn and allocate. Each leaves its result in n and errno.
+	recv, send func(fd uintptr) bool
+	n          int
+	errno      syscall.Errno
 }
 
 func newUDPBatcher(conn *net.UDPConn) (*udpBatcher, error) {
@@ -53,6 +60,14 @@ func newUDPBatcher(conn *net.UDPConn) (*udpBatcher, error) {
 		return nil, fmt.Errorf("udp socket: %w", err)
 	}
 	b := &udpBatcher{rc: rc}
+	b.recv = func(fd uintptr) bool {
+		b.n, b.errno = mmsg(unix.SYS_RECVMMSG, fd, &b.in[0], udpBatch, unix.MSG_DONTWAIT|unix.MSG_WAITFORONE)
+		return b.errno != unix.EAGAIN
+	}
+	b.send = func(fd uintptr) bool {
+		b.n, b.errno = mmsg(unix.SYS_SENDMMSG, fd, &b.sends[b.sent], b.queued-b.sent, unix.MSG_DONTWAIT)
+		return b.errno != unix.EAGAIN
+	}
 	for i := range b.in {
 		b.inIov[i].Base = &b.bufs[i][0]
 		b.inIov[i].SetLen(maxUDPSize)
@@ -70,21 +85,13 @@ func (b *udpBatcher) read() (int, error) {
 		b.in[i].hdr.Namelen = unix.SizeofSockaddrInet6
 		b.in[i].hdr.Flags = 0
 	}
-	var n int
-	var errno syscall.Errno
-	err := b.rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), udpBatch,
-			unix.MSG_DONTWAIT|unix.MSG_WAITFORONE, 0, 0)
-		n, errno = int(r), e
-		return e != unix.EAGAIN && e != unix.EINTR
-	})
-	if err != nil {
+	if err := b.rc.Read(b.recv); err != nil {
 		return 0, err
 	}
-	if errno != 0 {
-		return 0, fmt.Errorf("recvmmsg: %w", errno)
+	if b.errno != 0 {
+		return 0, fmt.Errorf("recvmmsg: %w", b.errno)
 	}
-	return n, nil
+	return b.n, nil
 }
 
 // packet is the datagram read into slot i.
@@ -130,24 +137,16 @@ func (b *udpBatcher) answer(i int, msg []byte) {
 // first such error is returned.
 func (b *udpBatcher) flush() error {
 	var first error
-	for sent := 0; sent < b.queued; {
-		var n int
-		var errno syscall.Errno
-		err := b.rc.Write(func(fd uintptr) bool {
-			r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.sends[sent])), uintptr(b.queued-sent),
-				unix.MSG_DONTWAIT, 0, 0)
-			n, errno = int(r), e
-			return e != unix.EAGAIN && e != unix.EINTR
-		})
-		if err != nil {
+	for b.sent = 0; b.sent < b.queued; {
+		if err := b.rc.Write(b.send); err != nil {
 			b.queued = 0
 			return err
 		}
-		if errno != 0 {
-			first = cmp.Or(first, fmt.Errorf("sendmmsg to %s: %w", b.sendPeer(sent), errno))
-			n = 1 // skip the datagram that failed
+		if b.errno != 0 {
+			first = cmp.Or(first, fmt.Errorf("sendmmsg to %s: %w", b.sendPeer(b.sent), b.errno))
+			b.n = 1 // skip the datagram that failed
 		}
-		sent += n
+		b.sent += b.n
 	}
 	b.queued = 0
 	return first
@@ -161,4 +160,17 @@ func (b *udpBatcher) sendPeer(j int) netip.AddrPort {
 		}
 	}
 	return netip.AddrPort{}
+}
+
+// mmsg makes one recvmmsg or sendmmsg call of vlen headers from first,
+// again while a signal interrupts it. Only EAGAIN may send the caller to
+// wait in the poller: the poller forgot the socket's readiness before the
+// call, and a datagram already queued would wait for the next to arrive.
+func mmsg(trap uintptr, fd uintptr, first *mmsghdr, vlen int, flags int) (int, syscall.Errno) {
+	for {
+		r, _, e := unix.RawSyscall6(trap, fd, uintptr(unsafe.Pointer(first)), uintptr(vlen), uintptr(flags), 0, 0)
+		if e != unix.EINTR {
+			return int(r), e
+		}
+	}
 }
