@@ -62,9 +62,10 @@ func (s *Server) udpReader(conn *net.UDPConn) error {
 				b.answer(i, answer)
 				continue
 			}
-			reply, forward := s.udpReply(pkt, b.peer(i).Addr().Unmap())
+			from := b.peer(i)
+			reply, forward := s.udpReply(pkt, from.Addr().Unmap())
 			if forward != nil {
-				s.forwardUDP(conn, forward, b.peer(i))
+				s.forwardUDP(conn, forward, from)
 				continue
 			}
 			if reply == nil {

@@ -42,10 +42,11 @@ type udpBatcher struct {
 	bufs  [udpBatch][maxUDPSize]byte
 	out   [udpBatch][maxUDPSize]byte
 	// The answers queued for flush.
-	sends  [udpBatch]mmsghdr
-	outIov [udpBatch]unix.Iovec
-	queued int
-	sent   int // of the queued answers, during flush
+	sends    [udpBatch]mmsghdr
+	outIov   [udpBatch]unix.Iovec
+	sendSlot [udpBatch]int // the slot whose sender each answer goes to
+	queued   int
+	sent     int // of the queued answers, during flush
 
 	// The calls, made once: a closure made per call would escape into
 	// the RawConn and allocate. Each leaves its result in n and errno.
@@ -83,7 +84,6 @@ func (b *udpBatcher) read() (int, error) {
 	for i := range b.in {
 		b.in[i].hdr.Name = (*byte)(unsafe.Pointer(&b.peers[i]))
 		b.in[i].hdr.Namelen = unix.SizeofSockaddrInet6
-		b.in[i].hdr.Flags = 0
 	}
 	if err := b.rc.Read(b.recv); err != nil {
 		return 0, err
@@ -130,6 +130,7 @@ func (b *udpBatcher) answer(i int, msg []byte) {
 	h.Namelen = b.in[i].hdr.Namelen
 	h.Iov = &b.outIov[j]
 	h.SetIovlen(1)
+	b.sendSlot[j] = i
 }
 
 // flush sends the queued answers. A datagram the kernel refuses (say the
@@ -143,23 +144,13 @@ func (b *udpBatcher) flush() error {
 			return err
 		}
 		if b.errno != 0 {
-			first = cmp.Or(first, fmt.Errorf("sendmmsg to %s: %w", b.sendPeer(b.sent), b.errno))
+			first = cmp.Or(first, fmt.Errorf("sendmmsg to %s: %w", b.peer(b.sendSlot[b.sent]), b.errno))
 			b.n = 1 // skip the datagram that failed
 		}
 		b.sent += b.n
 	}
 	b.queued = 0
 	return first
-}
-
-// sendPeer is the address queued answer j goes to, for errors.
-func (b *udpBatcher) sendPeer(j int) netip.AddrPort {
-	for i := range b.peers {
-		if unsafe.Pointer(&b.peers[i]) == unsafe.Pointer(b.sends[j].hdr.Name) {
-			return b.peer(i)
-		}
-	}
-	return netip.AddrPort{}
 }
 
 // mmsg makes one recvmmsg or sendmmsg call of vlen headers from first,
