@@ -182,8 +182,11 @@ func TestACMEWithPebble(t *testing.T) {
 	roots := pebble.Roots(t)
 
 	waitForBothLeaves(t, reg, addr, roots)
-	checkRenewalKeepsConnections(t, ctx, store, addr, roots)
-	checkCertificateMetrics(t, reg)
+	issued := 2.0
+	if checkRenewalKeepsConnections(t, ctx, store, addr, roots) {
+		issued += 2
+	}
+	checkCertificateMetrics(t, reg, issued)
 }
 
 // waitForBothLeaves waits until the store at addr serves an ECDSA leaf to
@@ -222,8 +225,9 @@ func waitForBothLeaves(t *testing.T, reg *prometheus.Registry, addr string, root
 }
 
 // checkRenewalKeepsConnections: an open connection survives a forced
-// renewal; new handshakes get the new certificate.
-func checkRenewalKeepsConnections(t *testing.T, ctx context.Context, store *tlsconfig.Store, addr string, roots *x509.CertPool) {
+// renewal; new handshakes get the new certificate. It reports whether it
+// renewed (see below for the runs where it can't).
+func checkRenewalKeepsConnections(t *testing.T, ctx context.Context, store *tlsconfig.Store, addr string, roots *x509.CertPool) bool {
 	open, before, err := dialLeaf(addr, roots, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +247,7 @@ func checkRenewalKeepsConnections(t *testing.T, ctx context.Context, store *tlsc
 	for _, leaf := range []*x509.Certificate{before, rsaBefore} {
 		if b := leaf.SerialNumber.Bytes(); len(b) > 0 && b[0]&0x80 != 0 {
 			t.Logf("serial %x needs a leading zero in DER, which Pebble's ARI lookup misses; renewal not checked this run", leaf.SerialNumber)
-			return
+			return false
 		}
 	}
 	if err := store.RenewACME(ctx); err != nil {
@@ -268,11 +272,12 @@ func checkRenewalKeepsConnections(t *testing.T, ctx context.Context, store *tlsc
 	if line, err := bufio.NewReader(open).ReadString('\n'); err != nil || line != "still here\n" {
 		t.Errorf("the connection opened before the renewal: %q, %v", line, err)
 	}
+	return true
 }
 
 // checkCertificateMetrics: the metrics say when each certificate expires,
-// and count issuance.
-func checkCertificateMetrics(t *testing.T, reg *prometheus.Registry) {
+// and count the issued certificates.
+func checkCertificateMetrics(t *testing.T, reg *prometheus.Registry, issued float64) {
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -286,8 +291,8 @@ func checkCertificateMetrics(t *testing.T, reg *prometheus.Registry) {
 			}
 			switch mf.GetName() {
 			case "ingress_certificate_renewals_total":
-				if n := m.GetCounter().GetValue(); labels["result"] == "ok" && n < 4 {
-					t.Errorf("ingress_certificate_renewals_total{result=ok} = %v, want at least 4 (2 obtained, 2 renewed)", n)
+				if n := m.GetCounter().GetValue(); labels["result"] == "ok" && n < issued {
+					t.Errorf("ingress_certificate_renewals_total{result=ok} = %v, want at least %v", n, issued)
 				}
 			case "ingress_certificate_expiry_timestamp_seconds":
 				keys[labels["key"]] = labels["name"] == wildcard
