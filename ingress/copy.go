@@ -229,6 +229,7 @@ func (p *pipe) closedOutside() {
 // direction resumes at once.
 func (p *pipe) park(dir int) {
 	p.errs[dir] = nil
+	p.releaseReadBuffers(dir)
 	if p.idle > 0 {
 		wait := time.Until(time.Unix(0, p.last.Load()).Add(p.idle))
 		p.idleTimer[dir] = time.AfterFunc(wait, func() { p.resume(dir) })
@@ -240,6 +241,19 @@ func (p *pipe) park(dir int) {
 	err := p.srv.parker.park(p.src[dir], parkedDir{p, dir}, &p.parkID[dir])
 	if err != nil || p.closed.Load() {
 		p.resume(dir)
+	}
+}
+
+// releaseReadBuffers gives back what dir's source, if it is a tls.Conn,
+// keeps from earlier reads (tlsbuffers.go). Called before the direction is
+// marked parked, when nothing else can read that source.
+func (p *pipe) releaseReadBuffers(dir int) {
+	src := net.Conn(p.client)
+	if dir == down {
+		src = p.backend // a tls.Conn on a TLS backend leg
+	}
+	if tc, ok := src.(*tls.Conn); ok {
+		tlsBuffers.release(tc)
 	}
 }
 

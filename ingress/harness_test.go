@@ -45,7 +45,31 @@ type backend struct {
 
 func startBackend(t *testing.T, name string) *backend {
 	t.Helper()
-	b := &backend{name: name, ln: loopback.Listen(t)}
+	return serveBackend(t, name, loopback.Listen(t))
+}
+
+// startTLSBackend is a backend behind TLS, with a dev certificate for
+// name; option is what makes the ingress trust it.
+func startTLSBackend(t *testing.T, name string) (*backend, envOption) {
+	t.Helper()
+	files, err := tlsconfig.WriteDevCerts(t.TempDir(), []string{name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(files.Cert, files.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(files.CA)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	b := serveBackend(t, name, tls.NewListener(loopback.Listen(t), &tls.Config{Certificates: []tls.Certificate{cert}}))
+	return b, func(s *envSetup) { s.backendTLS = &tls.Config{ServerName: name, RootCAs: roots} }
+}
+
+// serveBackend runs the backend's greeting and echo on ln.
+func serveBackend(t *testing.T, name string, ln net.Listener) *backend {
+	b := &backend{name: name, ln: ln}
 	loopback.Serve(t, b.ln, func(c net.Conn) {
 		b.accepted.Add(1)
 		b.mu.Lock()
@@ -90,9 +114,10 @@ type env struct {
 // envSetup is what options may change before the ingress starts.
 type envSetup struct {
 	ingress.Config
-	certNames []string // the dev leaf's names
-	tickets   ingress.TicketKeySource
-	dial      ingress.DialFunc
+	certNames  []string // the dev leaf's names
+	tickets    ingress.TicketKeySource
+	dial       ingress.DialFunc
+	backendTLS *tls.Config // the backend leg's TLS; nil: plain TCP
 }
 
 type envOption func(*envSetup)
@@ -156,7 +181,7 @@ func startEnv(t *testing.T, routesYAML string, opts ...envOption) *env {
 	cfg = setup.Config
 	srv, err := ingress.New(cfg, ingress.Options{
 		Routes: &holder, Certs: certs, Logger: logger, Metrics: ingress.NewMetrics(reg),
-		SessionTickets: setup.tickets, Dial: setup.dial,
+		SessionTickets: setup.tickets, Dial: setup.dial, BackendTLS: setup.backendTLS,
 	})
 	if err != nil {
 		t.Fatal(err)

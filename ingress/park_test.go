@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,20 +53,39 @@ func parkedConn(t *testing.T, opts ...envOption) (*env, *backend, *tls.Conn, *bu
 
 // TestParkedConnectionsWake: a connection quiet for timeouts.park holds
 // no goroutine, and carries data again at once, from either side, as many
-// times as it goes quiet.
+// times as it goes quiet, over a plain or a TLS backend leg. Every other
+// round trip spans several TLS records, after which parking gives the
+// tls.Conns' grown read buffers back.
 func TestParkedConnectionsWake(t *testing.T) {
 	a := startBackend(t, "a")
-	e := startEnv(t, twoInstances(a, a))
-	c, r, _ := e.mustGreet("bolt", fqdn("abcd1234"))
-	defer c.Close()
-	for i := range 5 {
-		e.waitParked("bolt", 1)
-		echo(t, c, r, fmt.Sprintf("ping %d", i))
+	tlsBackend, withBackendTLS := startTLSBackend(t, "backend.test")
+	for _, tc := range []struct {
+		name string
+		b    *backend
+		opts []envOption
+	}{
+		{"plain backend", a, nil},
+		{"TLS backend", tlsBackend, []envOption{withBackendTLS}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startEnv(t, twoInstances(tc.b, tc.b), tc.opts...)
+			c, r, _ := e.mustGreet("bolt", fqdn("abcd1234"))
+			defer c.Close()
+			long := strings.Repeat("x", 40<<10)
+			for i := range 6 {
+				e.waitParked("bolt", 1)
+				ping := fmt.Sprintf("ping %d", i)
+				if i%2 == 1 {
+					ping += long
+				}
+				echo(t, c, r, ping)
+			}
+			e.waitParked("bolt", 1)
+			c.Close()
+			e.waitCount("bolt", "ok", 1)
+			e.waitParked("bolt", 0)
+		})
 	}
-	e.waitParked("bolt", 1)
-	c.Close()
-	e.waitCount("bolt", "ok", 1)
-	e.waitParked("bolt", 0)
 }
 
 // TestParkedConnectionsHoldNoGoroutine: many parked connections cost no
