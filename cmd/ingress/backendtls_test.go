@@ -290,46 +290,8 @@ func TestTLSToTheInstance(t *testing.T) {
 		}
 	})
 
-	t.Run("flight", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		creds := credentials.NewTLS(&tls.Config{RootCAs: s.roots, ServerName: demo.FQDN("abcd1234")})
-		c, err := flight.NewClientWithMiddleware(s.addrs["arrow"], nil, nil, grpc.WithTransportCredentials(creds))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		list, err := c.ListFlights(ctx, &flight.Criteria{})
-		if err != nil {
-			t.Fatalf("ListFlights: %v", err)
-		}
-		if first, err := list.Recv(); err != nil || first.FlightDescriptor.Path[0] != "abcd1234" {
-			t.Fatalf("ListFlights: %v, %v", first, err)
-		}
-		if got := s.front["arrow"].protocols(); !slices.Equal(got, []string{"h2"}) {
-			t.Errorf("the Flight instance was offered ALPN %q, want h2", got)
-		}
-	})
-
-	t.Run("go driver", func(t *testing.T) {
-		useDNSStub(t, s.addrs["dns"])
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, port, _ := net.SplitHostPort(s.addrs["bolt"])
-		driver, err := neo4j.NewDriverWithContext("neo4j+s://"+demo.FQDN("abcd1234")+":"+port, neo4j.BasicAuth("neo4j", "password", ""),
-			func(c *config.Config) { c.TlsConfig = &tls.Config{RootCAs: s.roots} })
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer driver.Close(ctx)
-		got, err := neo4j.ExecuteQuery(ctx, driver, "RETURN instance() AS instance", nil, neo4j.EagerResultTransformer)
-		if err != nil || got.Records[0].Values[0] != "abcd1234" {
-			t.Fatalf("ExecuteQuery: %v, %v", got, err)
-		}
-		if p := s.front["bolt"].protocols(); len(p) == 0 || slices.ContainsFunc(p, func(a string) bool { return a != "" }) {
-			t.Errorf("the Bolt instance was offered ALPN %q, want none", p)
-		}
-	})
+	t.Run("flight", s.checkFlight)
+	t.Run("go driver", s.checkGoDriver)
 
 	t.Run("unverified certificate", func(t *testing.T) {
 		out, _ := s.curl("impostor")
@@ -366,4 +328,49 @@ func TestTLSToTheInstance(t *testing.T) {
 			return strings.Count(s.logs.String(), "the backend refused the ingress's client certificate") >= 2
 		})
 	})
+}
+
+// checkFlight lists flights through the ingress: the instance behind TLS
+// answers, and was offered h2.
+func (s *backendTLSSetup) checkFlight(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	creds := credentials.NewTLS(&tls.Config{RootCAs: s.roots, ServerName: demo.FQDN("abcd1234")})
+	c, err := flight.NewClientWithMiddleware(s.addrs["arrow"], nil, nil, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	list, err := c.ListFlights(ctx, &flight.Criteria{})
+	if err != nil {
+		t.Fatalf("ListFlights: %v", err)
+	}
+	if first, err := list.Recv(); err != nil || first.FlightDescriptor.Path[0] != "abcd1234" {
+		t.Fatalf("ListFlights: %v, %v", first, err)
+	}
+	if got := s.front["arrow"].protocols(); !slices.Equal(got, []string{"h2"}) {
+		t.Errorf("the Flight instance was offered ALPN %q, want h2", got)
+	}
+}
+
+// checkGoDriver runs a query with the Neo4j Go driver over neo4j+s://: the
+// instance behind TLS answers, and was offered no ALPN, as Bolt has none.
+func (s *backendTLSSetup) checkGoDriver(t *testing.T) {
+	useDNSStub(t, s.addrs["dns"])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, port, _ := net.SplitHostPort(s.addrs["bolt"])
+	driver, err := neo4j.NewDriverWithContext("neo4j+s://"+demo.FQDN("abcd1234")+":"+port, neo4j.BasicAuth("neo4j", "password", ""),
+		func(c *config.Config) { c.TlsConfig = &tls.Config{RootCAs: s.roots} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer driver.Close(ctx)
+	got, err := neo4j.ExecuteQuery(ctx, driver, "RETURN instance() AS instance", nil, neo4j.EagerResultTransformer)
+	if err != nil || got.Records[0].Values[0] != "abcd1234" {
+		t.Fatalf("ExecuteQuery: %v, %v", got, err)
+	}
+	if p := s.front["bolt"].protocols(); len(p) == 0 || slices.ContainsFunc(p, func(a string) bool { return a != "" }) {
+		t.Errorf("the Bolt instance was offered ALPN %q, want none", p)
+	}
 }
