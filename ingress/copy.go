@@ -88,9 +88,8 @@ type pipe struct {
 	closed     atomic.Bool  // a side was closed from outside the copy: parked directions resume to end
 }
 
-// startCopy copies client↔backend on two fresh goroutines and returns at
-// once, propagating half-closes. The caller's goroutine grew its stack in
-// the handshake; a fresh one starts small. A direction whose source is
+// startCopy copies client↔backend on two workers (workers.go) and returns
+// at once, propagating half-closes. A direction whose source is
 // quiet for timeouts.park gives up its goroutine and waits on the parker,
 // so that an idle connection holds no stack at all. The last direction to
 // finish closes the backend, records the bytes moved (in: client→backend)
@@ -106,8 +105,8 @@ func (s *Server) startCopy(c *conn, client *tls.Conn, backend net.Conn) {
 	p.running.Store(2)
 	p.goroutines.Store(2)
 	c.pipe.Store(p)
-	go s.copyUp(p)
-	go s.copyDown(p)
+	s.workers.run(func() { s.copyUp(p) })
+	s.workers.run(func() { s.copyDown(p) })
 }
 
 // parkedChanged counts a connection that lost (1) or regained (-1) its
@@ -270,9 +269,9 @@ func (p *pipe) resume(dir int) {
 		p.srv.parkedChanged(p.raw.l.svc, -1)
 	}
 	if dir == up {
-		go p.srv.copyUp(p)
+		p.srv.workers.run(func() { p.srv.copyUp(p) })
 	} else {
-		go p.srv.copyDown(p)
+		p.srv.workers.run(func() { p.srv.copyDown(p) })
 	}
 }
 

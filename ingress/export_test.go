@@ -28,3 +28,6 @@ func HeldByEndpoint(s *Server, endpoint string) int {
 	defer s.limits.mu.Unlock()
 	return int(s.limits.endpoints[endpoint])
 }
+
+// MaxIdleWorkers is how many goroutines the pool of workers keeps waiting.
+func MaxIdleWorkers(s *Server) int { return int(s.workers.maxIdle) }

@@ -83,33 +83,40 @@ func (k *parker) stop() {
 
 // loop resumes the connections whose sockets are ready, until the epoll
 // set is closed. It waits in the runtime's poller: epoll_wait itself never
-// blocks.
+// blocks. One RawRead lasts the loop's life, so that each readiness costs
+// one epoll_wait: a RawRead per batch would forget the readiness it starts
+// from and begin each wait with a call that finds nothing.
 func (k *parker) loop() {
 	defer close(k.done)
 	events := make([]syscall.EpollEvent, 128)
-	for {
-		n := 0
-		err := k.rc.Read(func(epfd uintptr) bool {
-			var err error
-			n, err = syscall.EpollWait(int(epfd), events, 0)
-			return n > 0 || err != nil && !errors.Is(err, syscall.EINTR) && !errors.Is(err, syscall.EAGAIN)
-		})
-		if err != nil {
-			return // closed
-		}
-		for _, ev := range events[:n] {
-			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			k.mu.Lock()
-			d, ok := k.dirs[id]
-			k.mu.Unlock()
-			if ok {
-				// Both directions: data in one is usually a request
-				// whose answer the other is about to carry, and a
-				// running direction waits in the runtime's poller, one
-				// hop fewer than through this set.
-				d.p.resume(d.dir)
-				d.p.resume(1 - d.dir)
+	k.rc.Read(func(epfd uintptr) bool {
+		for {
+			n, err := syscall.EpollWait(int(epfd), events, 0)
+			if errors.Is(err, syscall.EINTR) {
+				continue
 			}
+			k.resumeReady(events[:max(n, 0)])
+			if n < len(events) {
+				return false // drained: wait for the next readiness
+			}
+		}
+	}) // returns once the set is closed
+}
+
+// resumeReady resumes the connections of ready events.
+func (k *parker) resumeReady(events []syscall.EpollEvent) {
+	for _, ev := range events {
+		id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+		k.mu.Lock()
+		d, ok := k.dirs[id]
+		k.mu.Unlock()
+		if ok {
+			// Both directions: data in one is usually a request
+			// whose answer the other is about to carry, and a
+			// running direction waits in the runtime's poller, one
+			// hop fewer than through this set.
+			d.p.resume(d.dir)
+			d.p.resume(1 - d.dir)
 		}
 	}
 }

@@ -107,9 +107,47 @@ func TestParkedConnectionsHoldNoGoroutine(t *testing.T) {
 	}
 	e.waitParked("bolt", n)
 	// Each connection still has the backend's goroutine (in this test
-	// process) and nothing of the ingress's: n, not 3n.
-	if grew := runtime.NumGoroutine() - before; grew > n+5 {
+	// process) and nothing of the ingress's: n, not 3n. The workers
+	// waiting for a task are as many whatever n is.
+	if grew := runtime.NumGoroutine() - before; grew > n+ingress.MaxIdleWorkers(e.srv)+5 {
 		t.Errorf("%d parked connections added %d goroutines, want about %d (the test backends')", n, grew, n)
+	}
+	stacks := make([]byte, 4<<20)
+	stacks = stacks[:runtime.Stack(stacks, true)]
+	for _, copying := range []string{"ingress.(*Server).copyUp", "ingress.(*Server).copyDown", "ingress.(*conn).serve"} {
+		if k := strings.Count(string(stacks), copying); k > 0 {
+			t.Errorf("%d goroutines in %s with every connection parked", k, copying)
+		}
+	}
+}
+
+// TestParkedConnectionsWakeTogether: more connections than one epoll_wait
+// returns (128) wake at once, and each one carries its data. With one P,
+// the writes to all of them usually land before the parker runs.
+func TestParkedConnectionsWakeTogether(t *testing.T) {
+	a := startBackend(t, "a")
+	e := startEnv(t, twoInstances(a, a))
+	const n = 200
+	type client struct {
+		c *tls.Conn
+		r *bufio.Reader
+	}
+	clients := make([]client, n)
+	for i := range clients {
+		c, r, _ := e.mustGreet("bolt", fqdn("abcd1234"))
+		defer c.Close()
+		clients[i] = client{c, r}
+	}
+	e.waitParked("bolt", n)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for i, cl := range clients {
+		fmt.Fprintf(cl.c, "ping %d\n", i)
+	}
+	for i, cl := range clients {
+		cl.c.SetReadDeadline(time.Now().Add(testenv.WaitTimeout)) // a connection left parked fails, not hangs
+		if got, err := cl.r.ReadString('\n'); err != nil || got != fmt.Sprintf("ping %d\n", i) {
+			t.Fatalf("connection %d: %q, %v", i, got, err)
+		}
 	}
 }
 

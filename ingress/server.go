@@ -59,6 +59,7 @@ type Server struct {
 	explains   bool        // refusals are answered in the service's protocol
 	limits     *connLimits // max_connections_per_source and _per_endpoint
 	parker     *parker     // idle copy directions without goroutines; nil: none park
+	workers    *workers    // the goroutines that serve connections and copy
 
 	listeners []*listener
 	accepting sync.WaitGroup // accept loops, so that no admit races the drain
@@ -134,6 +135,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		backendTLS: backendTLS,
 		explains:   explains,
 		limits:     newConnLimits(cfg.Limits),
+		workers:    newWorkers(),
 	}
 	if s.logger == nil {
 		s.logger = zap.NewNop()
@@ -242,6 +244,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		s.hardCancel()
 		s.parker.stop()
+		s.workers.stop()
 		return nil
 	case <-ctx.Done():
 		s.logger.Warn("drain timed out; closing open connections", zap.Int64("open", s.active.Load()))
@@ -251,6 +254,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		<-done
 		s.parker.stop()
+		s.workers.stop()
 		return ctx.Err()
 	}
 }
@@ -324,7 +328,7 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-// admit enforces max_connections and starts the connection's goroutine.
+// admit enforces max_connections and starts serving the connection.
 func (l *listener) admit(c net.Conn) {
 	s := l.srv
 	// Count first, then check: listeners accept concurrently, and a check
@@ -338,5 +342,5 @@ func (l *listener) admit(c net.Conn) {
 		return
 	}
 	s.conns.Add(1)
-	go newConn(c, l).serve()
+	s.workers.run(newConn(c, l).serve)
 }
