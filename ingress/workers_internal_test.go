@@ -9,9 +9,9 @@ import (
 )
 
 // waitIdle waits until w has want workers waiting for a task.
-func waitIdle(t *testing.T, w *workers, want int32) {
+func waitIdle(t *testing.T, w *workers, want int) {
 	t.Helper()
-	for w.idle.Load() != want {
+	for w.idle() != want {
 		runtime.Gosched()
 	}
 }
@@ -52,12 +52,12 @@ func TestWorkersKeepAtMostMaxIdle(t *testing.T) {
 		done.Add(1)
 		w.run(func() { <-release; done.Done() })
 	}
-	if n := w.live.Load(); n != burst {
+	if n := int(w.live.Load()); n != burst {
 		t.Fatalf("%d workers for %d blocked tasks", n, burst)
 	}
 	close(release)
 	done.Wait()
-	for w.live.Load() != w.maxIdle {
+	for int(w.live.Load()) != w.maxIdle {
 		runtime.Gosched() // the workers past maxIdle are ending
 	}
 	waitIdle(t, w, w.maxIdle)
@@ -109,37 +109,43 @@ func TestWorkersStop(t *testing.T) {
 }
 
 // TestWorkersRunConcurrently: tasks run from many goroutines at once all
-// run, once each (under -race, the pool's hand-offs are checked too).
+// run, once each, also when waiting workers expire as tasks come (under
+// -race, the pool's hand-offs are checked too).
 func TestWorkersRunConcurrently(t *testing.T) {
-	w := newWorkers()
-	defer w.stop()
-	var (
-		mu   sync.Mutex
-		seen = map[int]int{}
-		done sync.WaitGroup
-	)
-	for g := range 8 {
-		done.Go(func() {
-			var tasks sync.WaitGroup
-			for i := range 200 {
-				tasks.Add(1)
-				w.run(func() {
-					mu.Lock()
-					seen[g*1000+i]++
-					mu.Unlock()
-					tasks.Done()
+	for _, idleFor := range []time.Duration{workerIdleTime, time.Microsecond} {
+		t.Run(idleFor.String(), func(t *testing.T) {
+			w := newWorkers()
+			w.idleFor = idleFor
+			defer w.stop()
+			var (
+				mu   sync.Mutex
+				seen = map[int]int{}
+				done sync.WaitGroup
+			)
+			for g := range 8 {
+				done.Go(func() {
+					var tasks sync.WaitGroup
+					for i := range 200 {
+						tasks.Add(1)
+						w.run(func() {
+							mu.Lock()
+							seen[g*1000+i]++
+							mu.Unlock()
+							tasks.Done()
+						})
+					}
+					tasks.Wait()
 				})
 			}
-			tasks.Wait()
+			done.Wait()
+			if len(seen) != 8*200 {
+				t.Fatalf("%d distinct tasks ran, want %d", len(seen), 8*200)
+			}
+			for k, n := range seen {
+				if n != 1 {
+					t.Fatalf("task %d ran %d times", k, n)
+				}
+			}
 		})
-	}
-	done.Wait()
-	if len(seen) != 8*200 {
-		t.Fatalf("%d distinct tasks ran, want %d", len(seen), 8*200)
-	}
-	for k, n := range seen {
-		if n != 1 {
-			t.Fatalf("task %d ran %d times", k, n)
-		}
 	}
 }
