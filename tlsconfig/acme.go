@@ -102,6 +102,9 @@ func (s *Store) ManageACME(ctx context.Context, a ACME, o ACMEOptions) error {
 		} else {
 			s.rsaACME.Store(cfg)
 		}
+		s.mu.Lock()
+		s.setExactParentsLocked(o.Names) // before certmagic caches any of them
+		s.mu.Unlock()
 		if err := cfg.ManageAsync(ctx, o.Names); err != nil {
 			return fmt.Errorf("managing %s certificates for %v: %w", kt, o.Names, err)
 		}
@@ -254,37 +257,40 @@ func (p challengeProvider) DeleteRecords(ctx context.Context, zone string, recs 
 type preferECDSA struct{}
 
 func (preferECDSA) SelectCertificate(hello *tls.ClientHelloInfo, choices []certmagic.Certificate) (certmagic.Certificate, error) {
-	now := time.Now()
+	if i := chooseCertificate(hello, choices, time.Now()); i >= 0 {
+		return choices[i], nil
+	}
+	return certmagic.Certificate{}, fmt.Errorf("no certificate for %q", hello.ServerName)
+}
+
+// chooseCertificate is preferECDSA's choice among choices at now: the
+// index of the certificate to serve, or -1 if none covers the name.
+func chooseCertificate(hello *tls.ClientHelloInfo, choices []certmagic.Certificate, now time.Time) int {
 	// SupportsCertificate would check the name again, with x509's
 	// allocating VerifyHostname; coversName has done it.
 	caps := *hello
 	caps.ServerName = ""
-	var valid, supported, named *certmagic.Certificate
+	valid, supported, named := -1, -1, -1
 	for i := range choices {
 		c := &choices[i]
 		if c.Leaf == nil || hello.ServerName != "" && !coversName(c.Leaf, hello.ServerName) {
 			continue
 		}
-		named = cmpOr(named, c)
+		named = cmpOr(named, i)
 		if caps.SupportsCertificate(&c.Certificate) != nil {
 			continue
 		}
 		if now.Before(c.Leaf.NotBefore) || now.After(c.Leaf.NotAfter) {
-			supported = cmpOr(supported, c)
+			supported = cmpOr(supported, i)
 			continue
 		}
 		if _, ok := c.PrivateKey.(*ecdsa.PrivateKey); ok {
-			return *c, nil
+			return i
 		}
-		valid = cmpOr(valid, c)
+		valid = cmpOr(valid, i)
 	}
-	if c := cmpOr(valid, supported); c != nil {
-		return *c, nil
-	}
-	if named != nil {
-		return *named, nil // nothing the client supports: let the handshake say so
-	}
-	return certmagic.Certificate{}, fmt.Errorf("no certificate for %q", hello.ServerName)
+	// Nothing the client supports: the named one, and the handshake says so.
+	return cmpOr(cmpOr(valid, supported), named)
 }
 
 // coversName reports whether leaf's DNS names cover the server name as
@@ -324,8 +330,9 @@ func equalASCIIFold(a, b string) bool {
 	return true
 }
 
-func cmpOr(a, b *certmagic.Certificate) *certmagic.Certificate {
-	if a != nil {
+// cmpOr is the first of a and b that is an index (not -1).
+func cmpOr(a, b int) int {
+	if a >= 0 {
 		return a
 	}
 	return b

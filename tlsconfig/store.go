@@ -35,6 +35,12 @@ type Store struct {
 
 	signers sync.Map // private key → its *tls.Certificate with an OpenSSL signer
 
+	// Handshakes find their certificates here (lookup.go); certGen counts
+	// the changes to the cache that make what it remembers stale.
+	lookups      atomic.Pointer[certLookups]
+	certGen      atomic.Uint64
+	exactParents atomic.Pointer[map[string]bool] // parent domains with a certificate for an exact name under them
+
 	// The managed configs, one per key type, once ManageACME ran.
 	rsaACME, ecdsaACME atomic.Pointer[certmagic.Config]
 
@@ -103,6 +109,7 @@ func (s *Store) SetFiles(ctx context.Context, files []CertFiles) error {
 		close(s.dirsChanged) // Watch restarts on the new directories
 		s.dirsChanged = nil
 	}
+	s.setExactParentsLocked(s.acmeNames) // after the cache changed: a lookup from now on sees it
 	s.warnIfNoRSALocked()
 	return errors.Join(errs...)
 }
@@ -175,7 +182,10 @@ func (s *Store) Leaves() []Leaf {
 // GetCertificate picks the certificate for hello: an exact name, then a
 // wildcard, and among several (RSA and ECDSA) the first the client supports.
 func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	c, err := s.magic.GetCertificate(hello)
+	c, err := s.lookup(hello), error(nil)
+	if c == nil {
+		c, err = s.magic.GetCertificate(hello)
+	}
 	if err != nil || !opensslsign.Available {
 		return c, err
 	}

@@ -241,10 +241,17 @@ func TestDevCertsAreReused(t *testing.T) {
 
 func selfSigned(t testing.TB, dir string, key crypto.Signer) CertFiles {
 	t.Helper()
+	return selfSignedFor(t, dir, key, wildcard...)
+}
+
+// selfSignedFor writes a self-signed certificate for names, valid for an
+// hour either side of now.
+func selfSignedFor(t testing.TB, dir string, key crypto.Signer, names ...string) CertFiles {
+	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: wildcard[0]},
-		DNSNames:     wildcard,
+		Subject:      pkix.Name{CommonName: names[0]},
+		DNSNames:     names,
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 	}
