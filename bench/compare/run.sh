@@ -252,12 +252,13 @@ run_proxy() {
 	if [[ $leaves == rsa ]] && wanted idle; then
 		local before held
 		before=$(rss_kib "$pid")
-		lg idle -addr "127.0.0.1:$port" -conns "$IDLE" -hold 6s >"$work/idle.out" &
+		lg idle -addr "127.0.0.1:$port" -conns "$IDLE" -hold 9s >"$work/idle.out" &
 		local idler=$!
 		for _ in $(seq 600); do grep -q open "$work/idle.out" 2>/dev/null && break; sleep 0.1; done
-		# Idle past the ingress's timeouts.park (2 s): its connections
-		# hold no goroutine then, as a driver's pooled ones do.
-		sleep 3
+		# Idle past the ingress's timeouts.park (2 s) and the time its one
+		# core takes to park 5,000 connections (about 4 s after the last
+		# opens): they hold no goroutine then, as a driver's pooled ones do.
+		sleep 5
 		held=$(rss_kib "$pid")
 		if [[ -n ${PROFILE:-} && $name == ingress ]]; then
 			mkdir -p "$PROFILE"
