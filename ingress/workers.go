@@ -114,13 +114,6 @@ func (p *workers) leave(w *worker) bool {
 	return true
 }
 
-// idle returns how many workers wait for a task.
-func (p *workers) idle() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.waiting)
-}
-
 // stop ends the waiting workers. Tasks run after it still run, each on a
 // goroutine that ends with it.
 func (p *workers) stop() {

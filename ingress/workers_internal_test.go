@@ -11,7 +11,13 @@ import (
 // waitIdle waits until w has want workers waiting for a task.
 func waitIdle(t *testing.T, w *workers, want int) {
 	t.Helper()
-	for w.idle() != want {
+	for {
+		w.mu.Lock()
+		n := len(w.waiting)
+		w.mu.Unlock()
+		if n == want {
+			return
+		}
 		runtime.Gosched()
 	}
 }

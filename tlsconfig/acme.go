@@ -65,6 +65,9 @@ func (s *Store) ManageACME(ctx context.Context, a ACME, o ACMEOptions) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	s.setExactParentsLocked(o.Names) // before certmagic caches any of them
+	s.mu.Unlock()
 	for _, kt := range a.keyTypes() {
 		logger := s.logger.Named("acme").With(zap.String("key", string(kt)))
 		// certmagic's storage paths do not name the key type: each key
@@ -102,9 +105,6 @@ func (s *Store) ManageACME(ctx context.Context, a ACME, o ACMEOptions) error {
 		} else {
 			s.rsaACME.Store(cfg)
 		}
-		s.mu.Lock()
-		s.setExactParentsLocked(o.Names) // before certmagic caches any of them
-		s.mu.Unlock()
 		if err := cfg.ManageAsync(ctx, o.Names); err != nil {
 			return fmt.Errorf("managing %s certificates for %v: %w", kt, o.Names, err)
 		}

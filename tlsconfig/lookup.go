@@ -60,15 +60,11 @@ func (s *Store) lookup(hello *tls.ClientHelloInfo) *tls.Certificate {
 	}
 	v, ok := l.names.Load(key)
 	if !ok {
-		var c *coverage
-		if key == name {
-			c = s.cover(name)
-		} else {
-			c = s.cover("*." + key)
-			if c != nil {
-				c.exact = 0 // the wildcard's own name
-			}
+		covered := name
+		if key != name {
+			covered = "*." + key // the wildcard names itself exactly
 		}
+		c := s.cover(covered)
 		if c == nil {
 			return nil
 		}

@@ -182,7 +182,8 @@ func (s *Store) Leaves() []Leaf {
 // GetCertificate picks the certificate for hello: an exact name, then a
 // wildcard, and among several (RSA and ECDSA) the first the client supports.
 func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	c, err := s.lookup(hello), error(nil)
+	c := s.lookup(hello)
+	var err error
 	if c == nil {
 		c, err = s.magic.GetCertificate(hello)
 	}
